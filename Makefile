@@ -1,0 +1,44 @@
+# leadflow — two commands: `make run` and `make test`. Both install into .venv first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PACKAGES := shared services/lead-intake services/scoring services/routing services/deals \
+            services/webhooks services/console launcher
+STAMP := $(VENV)/.installed
+PYPROJECTS := $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
+
+.PHONY: install run test lint typecheck unit integration bench clean
+
+$(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
+	    -c constraints.txt -r requirements-dev.txt \
+	    $(foreach p,$(PACKAGES),-e $(p))
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/leadflow up
+
+test: install lint typecheck unit integration
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy shared/leadflow_shared $(foreach s,lead-intake scoring routing deals webhooks console,services/$(s)/leadflow_*) launcher/leadflow_launcher
+
+unit: install
+	$(BIN)/pytest shared/tests services -q
+
+integration: install
+	$(BIN)/pytest tests -q
+
+bench: install
+	$(BIN)/python bench/e2e_latency.py
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""lead-intake: captures leads and engagements and announces them on Kafka."""

@@ -1,0 +1,103 @@
+"""``/v1/leads``: JSON capture, read, erasure."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Response
+from leadflow_shared.auth import Principal, require_roles
+from leadflow_shared.errors import Conflict, Forbidden, NotFound
+from leadflow_shared.ids import utcnow
+from leadflow_shared.service import Runtime, SessionDep
+
+from leadflow_intake.capture import capture_lead
+from leadflow_intake.erasure import erase_lead
+from leadflow_intake.models import IdempotencyRecord
+from leadflow_intake.repository import LeadRepository
+from leadflow_intake.schemas import Consent, ErasureResult, LeadAccepted, LeadIn, LeadOut
+
+router = APIRouter(prefix="/v1/leads", tags=["leads"])
+
+Submitter = Annotated[Principal, Depends(require_roles("integration", "manager"))]
+Reader = Annotated[Principal, Depends(require_roles("integration", "manager", "sdr", "ae", "am"))]
+Admin = Annotated[Principal, Depends(require_roles("admin"))]
+
+
+@router.post("", status_code=202, response_model=LeadAccepted)
+async def post_lead(
+    lead: LeadIn,
+    response: Response,
+    session: SessionDep,
+    runtime: Runtime,
+    principal: Submitter,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> LeadAccepted:
+    """Capture a lead. A known email merges into the existing lead (200, ``merged``)."""
+    repo = LeadRepository(session)
+    if idempotency_key:
+        earlier = await repo.idempotent_result(principal.sub, idempotency_key)
+        if earlier is not None:
+            response.status_code = 202 if earlier.status == "accepted" else 200
+            return LeadAccepted(lead_id=earlier.lead_id, status=earlier.status)
+    result = await capture_lead(session, runtime.outbox, lead)
+    if idempotency_key:
+        repo.remember(
+            IdempotencyRecord(
+                client=principal.sub,
+                key=idempotency_key,
+                lead_id=result.lead_id,
+                status=result.status,
+                created_at=utcnow(),
+            )
+        )
+    if result.status == "merged":
+        response.status_code = 200
+    return LeadAccepted(lead_id=result.lead_id, status=result.status)
+
+
+@router.get("/{lead_id}", response_model=LeadOut)
+async def get_lead(lead_id: str, session: SessionDep, principal: Reader) -> LeadOut:
+    repo = LeadRepository(session)
+    lead = await repo.get(lead_id)
+    if lead is None:
+        raise NotFound(f"no lead {lead_id}")
+    owners = await repo.owners(lead_id)
+    if principal.role in {"sdr", "ae", "am"} and owners.get(principal.role) != principal.sub:
+        raise Forbidden("this lead is not assigned to you")
+    return LeadOut(
+        lead_id=lead.id,
+        email=lead.email,
+        first_name=lead.first_name,
+        last_name=lead.last_name,
+        company=lead.company,
+        title=lead.title,
+        phone=lead.phone,
+        country=lead.country,
+        state=lead.state,
+        employees=lead.employees,
+        industry=lead.industry,
+        website=lead.website,
+        source=lead.source,
+        campaign=lead.campaign,
+        utm=lead.utm,
+        consent=Consent(marketing=lead.consent_marketing),
+        custom=lead.custom,
+        created_at=lead.created_at,
+        updated_at=lead.updated_at,
+        erased=lead.erased_at is not None,
+        owners=owners,
+    )
+
+
+@router.delete("/{lead_id}", status_code=202, response_model=ErasureResult)
+async def delete_lead(
+    lead_id: str, session: SessionDep, runtime: Runtime, principal: Admin
+) -> ErasureResult:
+    """Erase the lead's personal data here and, via ``privacy.erasure``, everywhere."""
+    lead = await LeadRepository(session).get(lead_id)
+    if lead is None:
+        raise NotFound(f"no lead {lead_id}")
+    if lead.erased_at is not None:
+        raise Conflict(f"lead {lead_id} was already erased")
+    await erase_lead(session, runtime.outbox, lead)
+    return ErasureResult(lead_id=lead_id, notes="erasure announced on privacy.erasure")

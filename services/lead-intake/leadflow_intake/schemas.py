@@ -1,0 +1,168 @@
+"""Request and response bodies of lead-intake's HTTP API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from leadflow_shared.validation import LongText, Name, ShortText
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+from leadflow_intake.countries import ISO_3166_ALPHA2
+
+CustomValue = str | int | float | bool | None
+
+
+class Utm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: Name | None = None
+    medium: Name | None = None
+    campaign: Name | None = None
+    term: Name | None = None
+    content: Name | None = None
+
+
+class Consent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    marketing: bool = False
+
+
+class LeadIn(BaseModel):
+    """A lead as posted by a form, a marketing tool or an import row."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr = Field(max_length=320)
+    first_name: Name | None = None
+    last_name: Name | None = None
+    company: Name | None = None
+    title: Name | None = None
+    phone: Annotated[str, Field(max_length=50, pattern=r"^[0-9+()\-. ]{3,50}$")] | None = None
+    country: str | None = Field(default=None, description="ISO 3166-1 alpha-2")
+    state: ShortText | None = None
+    employees: int | None = Field(default=None, ge=0, le=10_000_000)
+    industry: ShortText | None = None
+    website: Annotated[str, Field(max_length=500)] | None = None
+    source: ShortText | None = None
+    campaign: Name | None = None
+    utm: Utm = Field(default_factory=Utm)
+    consent: Consent = Field(default_factory=Consent)
+    custom: dict[ShortText, CustomValue] = Field(default_factory=dict, max_length=50)
+
+    @field_validator("country")
+    @classmethod
+    def _iso_country(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        code = value.strip().upper()
+        if code not in ISO_3166_ALPHA2:
+            raise ValueError("must be an ISO 3166-1 alpha-2 country code such as US or DE")
+        return code
+
+    @field_validator("custom")
+    @classmethod
+    def _custom_strings(cls, value: dict[str, CustomValue]) -> dict[str, CustomValue]:
+        for key, item in value.items():
+            if isinstance(item, str) and (len(item) > 1000 or "\x00" in item):
+                raise ValueError(f"custom.{key} must be a string of at most 1000 characters")
+        return value
+
+
+class LeadAccepted(BaseModel):
+    lead_id: str
+    status: Literal["accepted", "merged"]
+
+
+class LeadOut(BaseModel):
+    lead_id: str
+    email: str | None
+    first_name: str | None
+    last_name: str | None
+    company: str | None
+    title: str | None
+    phone: str | None
+    country: str | None
+    state: str | None
+    employees: int | None
+    industry: str | None
+    website: str | None
+    source: str | None
+    campaign: str | None
+    utm: dict[str, str]
+    consent: Consent
+    custom: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    erased: bool
+    owners: dict[str, str | None]
+
+
+EngagementType = Literal[
+    "page_view",
+    "pricing_page_view",
+    "email_open",
+    "email_click",
+    "content_download",
+    "webinar_attended",
+    "demo_request",
+    "form_submit",
+    "trial_signup",
+]
+
+
+class EngagementIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr | None = None
+    lead_id: Annotated[str, Field(max_length=36)] | None = None
+    type: EngagementType
+    occurred_at: datetime | None = None
+    properties: dict[ShortText, CustomValue] = Field(default_factory=dict, max_length=50)
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("must carry a timezone offset, e.g. 2026-11-27T10:00:00Z")
+        return value
+
+
+class EngagementAccepted(BaseModel):
+    engagement_id: str
+    lead_id: str
+    status: Literal["accepted"] = "accepted"
+
+
+class FormIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name = Field(min_length=1)
+    allowed_origins: list[Annotated[str, Field(max_length=300, pattern=r"^https?://[^/\s]+$")]] = (
+        Field(min_length=1, max_length=20)
+    )
+    redirect_url: Annotated[str, Field(max_length=2000, pattern=r"^https?://\S+$")]
+
+
+class FormOut(BaseModel):
+    form_key: str
+    name: str
+    allowed_origins: list[str]
+    redirect_url: str
+    created_at: datetime
+
+
+class ImportRejection(BaseModel):
+    row: int
+    errors: list[dict[str, str]]
+
+
+class ImportResult(BaseModel):
+    accepted: int
+    merged: int
+    rejected: list[ImportRejection]
+
+
+class ErasureResult(BaseModel):
+    lead_id: str
+    status: Literal["erased"] = "erased"
+    notes: LongText | None = None

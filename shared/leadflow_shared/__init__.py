@@ -1,0 +1,1 @@
+"""leadflow shared infrastructure (no business logic lives here)."""

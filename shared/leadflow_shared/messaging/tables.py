@@ -1,0 +1,46 @@
+"""The outbox and processed-event tables every service's database carries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import JSON, BigInteger, Column, Integer, MetaData, String, Table
+
+from leadflow_shared.db import UtcDateTime
+
+
+@dataclass(frozen=True)
+class MessagingTables:
+    outbox: Table
+    processed_events: Table
+
+
+def define_messaging_tables(metadata: MetaData) -> MessagingTables:
+    """Add ``outbox`` and ``processed_events`` to a service's metadata."""
+    outbox = Table(
+        "outbox",
+        metadata,
+        # BIGINT on PostgreSQL; SQLite autoincrements only INTEGER PRIMARY KEY.
+        Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+        Column("event_id", String(64), nullable=False, unique=True),
+        Column("aggregate_type", String(40), nullable=False),
+        Column("aggregate_id", String(64), nullable=False),
+        Column("topic", String(200), nullable=False),
+        Column("event_type", String(100), nullable=False),
+        Column("key", String(200), nullable=False),
+        Column("source", String(200), nullable=False),
+        Column("subject", String(200), nullable=False),
+        Column("payload", JSON, nullable=False),
+        Column("traceparent", String(60), nullable=True),
+        Column("created_at", UtcDateTime, nullable=False),
+        Column("sent_at", UtcDateTime, nullable=True, index=True),
+    )
+    processed = Table(
+        "processed_events",
+        metadata,
+        Column("consumer", String(100), primary_key=True),
+        Column("event_id", String(64), primary_key=True),
+        Column("event_type", String(100), nullable=False),
+        Column("processed_at", UtcDateTime, nullable=False),
+    )
+    return MessagingTables(outbox=outbox, processed_events=processed)

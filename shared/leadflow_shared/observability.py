@@ -1,0 +1,125 @@
+"""Structured JSON logs carrying the trace id, W3C ``traceparent`` propagation, metrics.
+
+Logs never carry personal data or secrets: callers log ids, types and counts only.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import secrets
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+
+_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+_current_traceparent: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "traceparent", default=None
+)
+
+HTTP_REQUESTS = Counter(
+    "leadflow_http_requests_total", "HTTP requests served", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "leadflow_http_request_seconds", "HTTP request duration", ["method", "route"]
+)
+
+
+def child_traceparent(parent: str | None) -> str:
+    """A traceparent continuing ``parent``'s trace with a new span (a new trace if invalid)."""
+    match = _TRACEPARENT.match(parent or "")
+    trace_id = match.group(1) if match and match.group(1) != "0" * 32 else secrets.token_hex(16)
+    return f"00-{trace_id}-{secrets.token_hex(8)}-01"
+
+
+def current_traceparent() -> str | None:
+    """The traceparent of the request or message being handled, if any."""
+    return _current_traceparent.get()
+
+
+def current_trace_id() -> str | None:
+    tp = _current_traceparent.get()
+    return tp.split("-")[1] if tp else None
+
+
+@contextmanager
+def trace_context(parent: str | None) -> Iterator[str]:
+    """Run a block as a new span of ``parent``'s trace."""
+    token = _current_traceparent.set(child_traceparent(parent))
+    try:
+        yield _current_traceparent.get() or ""
+    finally:
+        _current_traceparent.reset(token)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, service, trace_id, extras."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        trace_id = current_trace_id()
+        if trace_id:
+            entry["trace_id"] = trace_id
+        extra = getattr(record, "fields", None)
+        if isinstance(extra, dict):
+            entry.update(extra)
+        if record.exc_info and record.exc_info[0] is not None:
+            entry["error_type"] = record.exc_info[0].__name__
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    """Route every logger (ours, uvicorn's, aiokafka's) through the JSON formatter."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(service))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    # uvicorn's access log repeats the path (which may carry ids); ours logs the route.
+    logging.getLogger("uvicorn.access").setLevel("WARNING")
+    logging.getLogger("aiokafka").setLevel("WARNING")
+
+
+def log_fields(**fields: Any) -> dict[str, Any]:
+    """``extra=`` for structured fields: ``log.info("msg", extra=log_fields(lead_id=...))``."""
+    return {"fields": fields}
+
+
+class TracingMiddleware(BaseHTTPMiddleware):
+    """Continue the caller's trace (``traceparent``), echo it back, count requests."""
+
+    async def dispatch(
+        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        with trace_context(request.headers.get("traceparent")) as traceparent:
+            response = await call_next(request)
+            response.headers["traceparent"] = traceparent
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+        HTTP_LATENCY.labels(request.method, path).observe(time.perf_counter() - started)
+        return response

@@ -1,0 +1,212 @@
+"""The service runtime and app factory every leadflow service is built with.
+
+Start-up: logging, migrations, producer, outbox relay, consumers, the service's own
+background tasks. Shutdown (SIGTERM via uvicorn): stop fetching, finish in-flight work,
+commit offsets, flush the outbox, close connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from aiokafka import AIOKafkaProducer
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow_shared.db import Database
+from leadflow_shared.errors import install_error_handlers
+from leadflow_shared.messaging import (
+    EventConsumer,
+    HandlerRegistry,
+    MessagingTables,
+    Outbox,
+    OutboxRelay,
+    new_producer,
+)
+from leadflow_shared.migrations import upgrade_to_head
+from leadflow_shared.observability import TracingMiddleware, configure_logging, log_fields
+from leadflow_shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[["ServiceRuntime"], Awaitable[None]]
+
+
+@dataclass
+class ServiceSpec:
+    """What makes one service: its name, schema, routes, handlers and extra tasks."""
+
+    name: str
+    package: str
+    metadata: MetaData
+    tables: MessagingTables
+    routers: Sequence[APIRouter]
+    handlers: HandlerRegistry | None = None
+    on_start: Sequence[Hook] = ()
+    on_stop: Sequence[Hook] = ()
+    description: str = ""
+
+
+@dataclass
+class ServiceRuntime:
+    """Everything a route or handler of the running service may need."""
+
+    spec: ServiceSpec
+    settings: ServiceSettings
+    db: Database
+    outbox: Outbox
+    producer: AIOKafkaProducer | None = None
+    relay: OutboxRelay | None = None
+    consumers: list[EventConsumer] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)
+    started: bool = False
+
+    async def readiness(self) -> dict[str, bool]:
+        checks = {"database": await self.db.ping()}
+        if self.settings.kafka_enabled:
+            checks["broker"] = self.producer is not None and await _broker_reachable(self.producer)
+            checks["consumers"] = all(c.running for c in self.consumers)
+        checks["started"] = self.started
+        return checks
+
+
+async def _broker_reachable(producer: AIOKafkaProducer) -> bool:
+    try:
+        await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout=2)
+        return True
+    except Exception:
+        return False
+
+
+async def _start_producer(settings: ServiceSettings, name: str) -> AIOKafkaProducer:
+    delay = 0.2
+    for attempt in range(60):
+        producer = new_producer(settings.kafka_bootstrap_servers, client_id=name)
+        try:
+            await producer.start()
+            return producer
+        except Exception as exc:
+            await producer.stop()
+            log.warning(
+                "broker not reachable yet",
+                extra=log_fields(attempt=attempt + 1, error_type=type(exc).__name__),
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    raise RuntimeError(f"broker {settings.kafka_bootstrap_servers} unreachable")
+
+
+def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
+    """Build a service's FastAPI app with health, metrics, errors, tracing and lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(spec.name, settings.log_level)
+        runtime: ServiceRuntime = app.state.runtime
+        await upgrade_to_head(runtime.db, spec.package)
+        if settings.kafka_enabled:
+            runtime.producer = await _start_producer(settings, spec.name)
+            runtime.relay = OutboxRelay(
+                runtime.db,
+                spec.tables,
+                runtime.producer,
+                poll_interval_s=settings.outbox_poll_interval_s,
+            )
+            runtime.relay.start()
+            if spec.handlers is not None and spec.handlers.handlers:
+                consumer = EventConsumer(
+                    name=spec.name,
+                    bootstrap_servers=settings.kafka_bootstrap_servers,
+                    db=runtime.db,
+                    tables=spec.tables,
+                    producer=runtime.producer,
+                    handlers=spec.handlers,
+                    dlq_topic=settings.dlq_topic,
+                    fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+                    max_attempts=settings.consumer_max_attempts,
+                    retry_base_ms=settings.consumer_retry_base_ms,
+                )
+                await consumer.start()
+                runtime.consumers.append(consumer)
+        for hook in spec.on_start:
+            await hook(runtime)
+        runtime.started = True
+        log.info("service started", extra=log_fields(database=runtime.db.engine.dialect.name))
+        try:
+            yield
+        finally:
+            runtime.started = False
+            for consumer in runtime.consumers:
+                await consumer.stop()
+            for hook in spec.on_stop:
+                await hook(runtime)
+            if runtime.relay is not None:
+                await runtime.relay.stop()
+            if runtime.producer is not None:
+                await runtime.producer.stop()
+            await runtime.db.dispose()
+            log.info("service stopped")
+
+    app = FastAPI(
+        title=f"leadflow {spec.name}",
+        description=spec.description,
+        version="1.0.0",
+        lifespan=lifespan,
+    )
+    db = Database(settings.database_url)
+    app.state.runtime = ServiceRuntime(
+        spec=spec, settings=settings, db=db, outbox=Outbox(spec.tables, f"leadflow/{spec.name}")
+    )
+    app.add_middleware(TracingMiddleware)
+    install_error_handlers(app)
+    app.include_router(_health_router())
+    for router in spec.routers:
+        app.include_router(router)
+    return app
+
+
+def _health_router() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        checks = await runtime_of(request).readiness()
+        ready = all(checks.values())
+        return JSONResponse(
+            status_code=200 if ready else 503,
+            content={"status": "ready" if ready else "not_ready", "checks": checks},
+        )
+
+    @router.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def runtime_of(request: Request) -> ServiceRuntime:
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with runtime_of(request).db.transaction() as session:
+        yield session
+
+
+Runtime = Annotated[ServiceRuntime, Depends(runtime_of)]
+# Function scope: the transaction commits when the route returns, before the response
+# is sent, so a client that got a 2xx can read what it wrote.
+SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]

@@ -1,0 +1,83 @@
+"""Settings common to every service, read from the environment.
+
+Each service subclasses :class:`ServiceSettings` with its own env prefix
+(``LEADFLOW_<SERVICE>_``). Cross-cutting variables keep the names of the contract:
+``KAFKA_BOOTSTRAP_SERVERS``, ``DATABASE_URL_<SERVICE>``, ``LEADFLOW_JWT_SECRET``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "leadflow-dev-secret-change-me-0123456789"  # noqa: S105 - development only
+
+
+class ServiceSettings(BaseSettings):
+    """Base settings; ``service_name`` names the service's topics, group and database."""
+
+    service_name: ClassVar[str] = "service"
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    environment: str = Field(
+        default="development", validation_alias=AliasChoices("LEADFLOW_ENV", "environment")
+    )
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers"),
+    )
+    # The local Tansu broker answers an empty fetch only when this wait expires, so the
+    # embedded default keeps it low; against Apache Kafka leave it at Kafka's 500 ms.
+    kafka_fetch_max_wait_ms: int = Field(
+        default=500,
+        ge=1,
+        le=60_000,
+        validation_alias=AliasChoices("KAFKA_FETCH_MAX_WAIT_MS", "kafka_fetch_max_wait_ms"),
+    )
+    kafka_enabled: bool = Field(
+        default=True, validation_alias=AliasChoices("LEADFLOW_KAFKA_ENABLED", "kafka_enabled")
+    )
+    jwt_secret: str = Field(
+        default=DEV_JWT_SECRET,
+        validation_alias=AliasChoices("LEADFLOW_JWT_SECRET", "jwt_secret"),
+    )
+    data_dir: Path = Field(
+        default=Path("var"), validation_alias=AliasChoices("LEADFLOW_DATA_DIR", "data_dir")
+    )
+    database_url: str = ""
+    log_level: str = Field(
+        default="INFO", validation_alias=AliasChoices("LEADFLOW_LOG_LEVEL", "log_level")
+    )
+    consumer_max_attempts: int = Field(default=5, ge=1, le=100)
+    consumer_retry_base_ms: int = Field(default=100, ge=1, le=60_000)
+    outbox_poll_interval_s: float = Field(default=1.0, gt=0, le=60)
+
+    def __init__(self, **values: Any) -> None:
+        if "database_url" not in values:
+            env_name = f"DATABASE_URL_{self.service_name.upper().replace('-', '_')}"
+            if os.environ.get(env_name):
+                values["database_url"] = os.environ[env_name]
+        super().__init__(**values)
+
+    @model_validator(mode="after")
+    def _defaults_and_safety(self) -> ServiceSettings:
+        if not self.database_url:
+            file = self.data_dir / f"{self.service_name}.sqlite3"
+            self.database_url = f"sqlite+aiosqlite:///{file}"
+        if self.environment != "development" and self.jwt_secret == DEV_JWT_SECRET:
+            raise ValueError(
+                "LEADFLOW_JWT_SECRET is the development placeholder; set a real secret "
+                "(32+ random bytes) outside LEADFLOW_ENV=development"
+            )
+        if len(self.jwt_secret) < 32:
+            raise ValueError("LEADFLOW_JWT_SECRET must be at least 32 characters")
+        return self
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"{self.service_name}.dlq"

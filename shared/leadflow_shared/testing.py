@@ -1,0 +1,80 @@
+"""Test helpers for services: an in-process app on SQLite without Kafka, tokens, handlers.
+
+Unit tests exercise one service's HTTP API and handlers (outbox rows are inspected instead
+of Kafka); cross-service tests in ``tests/`` use the real broker and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from leadflow_shared.auth import mint_token
+from leadflow_shared.events import CloudEvent, EventData
+from leadflow_shared.ids import new_id
+from leadflow_shared.messaging.consumer import handle_idempotently
+from leadflow_shared.service import ServiceRuntime
+from leadflow_shared.settings import DEV_JWT_SECRET
+
+
+def auth_header(role: str, sub: str = "tester") -> dict[str, str]:
+    """``Authorization`` header for a token signed with the development secret."""
+    return {"Authorization": f"Bearer {mint_token(DEV_JWT_SECRET, sub=sub, role=role)}"}
+
+
+@asynccontextmanager
+async def running_service(
+    create_app: Callable[..., FastAPI], settings_cls: Any, tmp_path: Path, **overrides: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, ServiceRuntime]]:
+    """Start a service's app (lifespan included) on a fresh SQLite file, Kafka disabled."""
+    settings = settings_cls(
+        kafka_enabled=False,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'service.sqlite3'}",
+        jwt_secret=DEV_JWT_SECRET,
+        **overrides,
+    )
+    app = create_app(settings)
+    runtime: ServiceRuntime = app.state.runtime
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client, runtime
+
+
+async def deliver(runtime: ServiceRuntime, data: EventData, *, event_id: str | None = None) -> bool:
+    """Hand one event to the service's handler as the consumer would (idempotently).
+
+    Returns False when the event id was already processed (no second effect).
+    """
+    assert runtime.spec.handlers is not None
+    handler = runtime.spec.handlers.handlers[data.event_type]
+    event = CloudEvent(
+        id=event_id or new_id(),
+        type=data.event_type,
+        source="leadflow/test",
+        subject=data.lead_id,
+        data=data.model_dump(mode="json"),
+    )
+    outcome = await handle_idempotently(
+        runtime.db, runtime.spec.tables.processed_events, runtime.spec.name, handler, event, data
+    )
+    return outcome == "handled"
+
+
+async def outbox_events(
+    runtime: ServiceRuntime, event_type: str | None = None
+) -> list[dict[str, Any]]:
+    """Events staged in the outbox (data dicts), oldest first, optionally of one type."""
+    table = runtime.spec.tables.outbox
+    query = select(table.c.event_type, table.c.payload).order_by(table.c.seq)
+    if event_type is not None:
+        query = query.where(table.c.event_type == event_type)
+    async with runtime.db.transaction() as session:
+        rows = (await session.execute(query)).all()
+    return [dict(row.payload, _type=row.event_type) for row in rows]
