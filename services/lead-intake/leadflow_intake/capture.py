@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from leadflow_shared.events import LeadCaptured, LeadMerged
-from leadflow_shared.ids import new_id, utcnow
-from leadflow_shared.messaging import Outbox
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow_intake.models import Lead
 from leadflow_intake.repository import LeadRepository
 from leadflow_intake.schemas import LeadIn
+from leadflow_shared.events import LeadCaptured, LeadMerged
+from leadflow_shared.ids import new_id, utcnow
+from leadflow_shared.messaging import Outbox
 
 PROFILE_FIELDS = (
     "first_name",

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from leadflow_shared.events import LeadErased
-from leadflow_shared.ids import utcnow
-from leadflow_shared.messaging import Outbox
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow_intake.capture import PROFILE_FIELDS
 from leadflow_intake.models import Lead
 from leadflow_intake.repository import LeadRepository
+from leadflow_shared.events import LeadErased
+from leadflow_shared.ids import utcnow
+from leadflow_shared.messaging import Outbox
 
 
 async def erase_lead(session: AsyncSession, outbox: Outbox, lead: Lead) -> None:

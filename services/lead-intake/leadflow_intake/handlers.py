@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from leadflow_shared.events import AccountAssigned, CloudEvent, LeadAssigned, LeadReassigned
-from leadflow_shared.messaging import HandlerRegistry
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow_intake.repository import LeadRepository
+from leadflow_shared.events import AccountAssigned, CloudEvent, LeadAssigned, LeadReassigned
+from leadflow_shared.messaging import HandlerRegistry
 
 handlers = HandlerRegistry()
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from leadflow_shared.service import ServiceSpec, create_service_app
 
 from leadflow_intake.api import engagements, forms, imports, leads
 from leadflow_intake.handlers import handlers
 from leadflow_intake.models import Base, messaging
 from leadflow_intake.settings import IntakeSettings
+from leadflow_shared.service import ServiceSpec, create_service_app
 
 SPEC = ServiceSpec(
     name="lead-intake",

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from leadflow_shared.db import UtcDateTime
-from leadflow_shared.messaging import define_messaging_tables
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from leadflow_shared.db import UtcDateTime
+from leadflow_shared.messaging import define_messaging_tables
 
 
 class Base(DeclarativeBase):

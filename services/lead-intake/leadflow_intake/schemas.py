@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from leadflow_shared.validation import LongText, Name, ShortText
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from leadflow_intake.countries import ISO_3166_ALPHA2
+from leadflow_shared.validation import LongText, Name, ShortText
 
 CustomValue = str | int | float | bool | None
 

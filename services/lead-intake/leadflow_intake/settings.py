@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from leadflow_shared.settings import ServiceSettings
 from pydantic_settings import SettingsConfigDict
+
+from leadflow_shared.settings import ServiceSettings
 
 
 class IntakeSettings(ServiceSettings):

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from leadflow_intake.main import create_app
 from leadflow_intake.settings import IntakeSettings
 from leadflow_shared.service import ServiceRuntime

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import httpx
+
 from leadflow_shared.events import LeadAssigned
 from leadflow_shared.service import ServiceRuntime
 from leadflow_shared.testing import auth_header, deliver, outbox_events

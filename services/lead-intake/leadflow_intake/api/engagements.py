@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from leadflow_shared.auth import Principal, require_roles
-from leadflow_shared.errors import InvalidInput, NotFound
-from leadflow_shared.events import EngagementRecorded
-from leadflow_shared.ids import new_id, utcnow
-from leadflow_shared.service import Runtime, SessionDep
 
 from leadflow_intake.capture import normalize_email
 from leadflow_intake.models import Engagement
 from leadflow_intake.repository import LeadRepository
 from leadflow_intake.schemas import EngagementAccepted, EngagementIn
+from leadflow_shared.auth import Principal, require_roles
+from leadflow_shared.errors import InvalidInput, NotFound
+from leadflow_shared.events import EngagementRecorded
+from leadflow_shared.ids import new_id, utcnow
+from leadflow_shared.service import Runtime, SessionDep
 
 router = APIRouter(prefix="/v1/engagements", tags=["engagements"])
 

@@ -10,10 +10,6 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from leadflow_shared.auth import Principal, require_roles
-from leadflow_shared.errors import Forbidden, InvalidInput, NotFound, TooManyRequests
-from leadflow_shared.ids import utcnow
-from leadflow_shared.service import Runtime, SessionDep
 from pydantic import ValidationError
 
 from leadflow_intake.capture import capture_lead
@@ -22,6 +18,10 @@ from leadflow_intake.models import Form
 from leadflow_intake.repository import FormRepository
 from leadflow_intake.schemas import FormIn, FormOut, LeadAccepted
 from leadflow_intake.settings import IntakeSettings
+from leadflow_shared.auth import Principal, require_roles
+from leadflow_shared.errors import Forbidden, InvalidInput, NotFound, TooManyRequests
+from leadflow_shared.ids import utcnow
+from leadflow_shared.service import Runtime, SessionDep
 
 router = APIRouter(prefix="/v1/forms", tags=["forms"])
 Admin = Annotated[Principal, Depends(require_roles("admin"))]

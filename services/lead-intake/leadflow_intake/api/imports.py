@@ -7,15 +7,15 @@ import io
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, UploadFile
-from leadflow_shared.auth import Principal, require_roles
-from leadflow_shared.errors import InvalidInput
-from leadflow_shared.service import Runtime, SessionDep
 from pydantic import ValidationError
 
 from leadflow_intake.capture import capture_lead
 from leadflow_intake.flat import lead_from_flat
 from leadflow_intake.schemas import ImportRejection, ImportResult
 from leadflow_intake.settings import IntakeSettings
+from leadflow_shared.auth import Principal, require_roles
+from leadflow_shared.errors import InvalidInput
+from leadflow_shared.service import Runtime, SessionDep
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"])
 Importer = Annotated[Principal, Depends(require_roles("integration", "manager"))]

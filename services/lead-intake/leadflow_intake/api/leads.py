@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Response
-from leadflow_shared.auth import Principal, require_roles
-from leadflow_shared.errors import Conflict, Forbidden, NotFound
-from leadflow_shared.ids import utcnow
-from leadflow_shared.service import Runtime, SessionDep
 
 from leadflow_intake.capture import capture_lead
 from leadflow_intake.erasure import erase_lead
 from leadflow_intake.models import IdempotencyRecord
 from leadflow_intake.repository import LeadRepository
 from leadflow_intake.schemas import Consent, ErasureResult, LeadAccepted, LeadIn, LeadOut
+from leadflow_shared.auth import Principal, require_roles
+from leadflow_shared.errors import Conflict, Forbidden, NotFound
+from leadflow_shared.ids import utcnow
+from leadflow_shared.service import Runtime, SessionDep
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"])
 

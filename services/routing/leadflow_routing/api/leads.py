@@ -1,0 +1,155 @@
+"""Assignments, the rep's queue, and the SDR's actions on a lead."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+
+from leadflow_routing import qualification
+from leadflow_routing.models import RoutedLead
+from leadflow_routing.qualification import Qualification, Reason
+from leadflow_routing.repository import RoutingRepository
+from leadflow_shared.auth import CurrentPrincipal, Principal, require_roles
+from leadflow_shared.errors import Forbidden, NotFound
+from leadflow_shared.service import SessionDep
+
+router = APIRouter(tags=["assignments"])
+Worker = Annotated[Principal, Depends(require_roles("sdr", "manager"))]
+
+
+class HistoryEntry(BaseModel):
+    kind: str
+    role: str | None
+    owner: str | None
+    previous_owner: str | None
+    rule: str | None
+    strategy: str | None
+    reason: str
+    candidates: list[str]
+    skipped: dict[str, str]
+    sla_due_at: datetime | None
+    at: datetime
+    by: str | None
+
+
+class AssignmentOut(BaseModel):
+    lead_id: str
+    status: str
+    owners: dict[str, str | None]
+    sla_due_at: datetime | None
+    qualification: dict[str, Any] | None
+    deal_id: str | None
+    history: list[HistoryEntry]
+
+
+class QueueItem(BaseModel):
+    lead_id: str
+    status: str
+    role: str
+    company: str | None
+    score: int | None
+    sla_due_at: datetime | None
+    updated_at: datetime
+
+
+async def _lead(session: SessionDep, lead_id: str) -> RoutedLead:
+    lead = await RoutingRepository(session).lead(lead_id, for_update=True)
+    if lead is None:
+        raise NotFound(f"no lead {lead_id} known to routing (not yet an MQL?)")
+    return lead
+
+
+@router.get("/v1/assignments/{lead_id}", response_model=AssignmentOut)
+async def get_assignment(
+    lead_id: str, session: SessionDep, principal: CurrentPrincipal
+) -> AssignmentOut:
+    """Current owners per role and every decision with its reason."""
+    repo = RoutingRepository(session)
+    lead = await repo.lead(lead_id)
+    if lead is None:
+        raise NotFound(f"no lead {lead_id} known to routing")
+    history = await repo.history(lead_id)
+    if principal.role in {"sdr", "ae", "am"} and principal.sub not in {
+        lead.sdr,
+        lead.ae,
+        lead.am,
+        *(d.owner for d in history),
+    }:
+        raise Forbidden("this lead was never assigned to you")
+    return AssignmentOut(
+        lead_id=lead.id,
+        status=lead.status,
+        owners={"sdr": lead.sdr, "ae": lead.ae, "am": lead.am},
+        sla_due_at=lead.sla_due_at,
+        qualification=lead.qualification,
+        deal_id=lead.deal_id,
+        history=[HistoryEntry.model_validate(d, from_attributes=True) for d in history],
+    )
+
+
+@router.get("/v1/queue", response_model=list[QueueItem])
+async def get_queue(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    owner: str | None = Query(default=None, max_length=100),
+    role: str | None = Query(default=None, pattern="^(sdr|ae|am)$"),
+) -> list[QueueItem]:
+    """The caller's open leads, SLA due times first. Managers may ask for any rep's queue."""
+    if principal.role in {"sdr", "ae", "am"}:
+        if owner not in (None, principal.sub):
+            raise Forbidden("reps see only their own queue")
+        owner, role = principal.sub, principal.role
+    elif principal.is_manager:
+        if owner is None or role is None:
+            raise Forbidden("managers must name owner= and role= (sdr, ae or am)")
+    else:
+        raise Forbidden(f"role {principal.role!r} has no queue")
+    leads = await RoutingRepository(session).queue(role, owner)
+    return sorted(
+        (
+            QueueItem(
+                lead_id=x.id,
+                status=x.status,
+                role=role,
+                company=x.company,
+                score=x.score,
+                sla_due_at=x.sla_due_at,
+                updated_at=x.updated_at,
+            )
+            for x in leads
+        ),
+        key=lambda item: (item.sla_due_at is None, item.sla_due_at or item.updated_at),
+    )
+
+
+@router.post("/v1/leads/{lead_id}/accept", response_model=AssignmentOut)
+async def accept_lead(lead_id: str, session: SessionDep, principal: Worker) -> AssignmentOut:
+    await qualification.accept(session, await _lead(session, lead_id), principal)
+    return await get_assignment(lead_id, session, principal)
+
+
+@router.post("/v1/leads/{lead_id}/qualify", response_model=AssignmentOut)
+async def qualify_lead(
+    lead_id: str, body: Qualification, session: SessionDep, principal: Worker
+) -> AssignmentOut:
+    await qualification.qualify(session, await _lead(session, lead_id), principal, body)
+    return await get_assignment(lead_id, session, principal)
+
+
+@router.post("/v1/leads/{lead_id}/disqualify", response_model=AssignmentOut)
+async def disqualify_lead(
+    lead_id: str, body: Reason, session: SessionDep, principal: Worker
+) -> AssignmentOut:
+    await qualification.disqualify(session, await _lead(session, lead_id), principal, body.reason)
+    return await get_assignment(lead_id, session, principal)
+
+
+@router.post("/v1/leads/{lead_id}/recycle", response_model=AssignmentOut)
+async def recycle_lead(
+    lead_id: str, body: Reason, session: SessionDep, principal: Worker
+) -> AssignmentOut:
+    await qualification.recycle(session, await _lead(session, lead_id), principal, body.reason)
+    return await get_assignment(lead_id, session, principal)

@@ -1,0 +1,73 @@
+"""``/v1/reps``: the team directory."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from leadflow_routing.models import Rep
+from leadflow_routing.repository import RoutingRepository
+from leadflow_routing.team.schemas import SELF_SERVICE_FIELDS, RepIn, RepOut, RepPatch, RepRole
+from leadflow_shared.auth import CurrentPrincipal, Principal, require_roles
+from leadflow_shared.errors import Conflict, Forbidden, NotFound
+from leadflow_shared.ids import utcnow
+from leadflow_shared.service import SessionDep
+
+router = APIRouter(prefix="/v1/reps", tags=["team"])
+Manager = Annotated[Principal, Depends(require_roles("manager"))]
+
+
+def rep_out(rep: Rep) -> RepOut:
+    return RepOut.model_validate(rep, from_attributes=True)
+
+
+@router.post("", status_code=201, response_model=RepOut)
+async def create_rep(body: RepIn, session: SessionDep, principal: Manager) -> RepOut:
+    repo = RoutingRepository(session)
+    if await repo.rep(body.id) is not None:
+        raise Conflict(f"rep {body.id} exists; PATCH /v1/reps/{body.id} to change it")
+    now = utcnow()
+    data = body.model_dump()
+    data["email"] = str(body.email)
+    data["working_hours"] = body.working_hours.model_dump() if body.working_hours else None
+    rep = Rep(**data, created_at=now, updated_at=now)
+    repo.add(rep)
+    await session.flush()
+    return rep_out(rep)
+
+
+@router.get("", response_model=list[RepOut])
+async def list_reps(
+    session: SessionDep, principal: CurrentPrincipal, role: RepRole | None = Query(default=None)
+) -> list[RepOut]:
+    return [rep_out(r) for r in await RoutingRepository(session).reps(role)]
+
+
+@router.get("/{rep_id}", response_model=RepOut)
+async def get_rep(rep_id: str, session: SessionDep, principal: CurrentPrincipal) -> RepOut:
+    rep = await RoutingRepository(session).rep(rep_id)
+    if rep is None:
+        raise NotFound(f"no rep {rep_id}")
+    return rep_out(rep)
+
+
+@router.patch("/{rep_id}", response_model=RepOut)
+async def patch_rep(
+    rep_id: str, body: RepPatch, session: SessionDep, principal: CurrentPrincipal
+) -> RepOut:
+    """Managers change anything; a rep may set their own hours and out-of-office."""
+    rep = await RoutingRepository(session).rep(rep_id)
+    if rep is None:
+        raise NotFound(f"no rep {rep_id}")
+    changes = body.model_dump(exclude_unset=True)
+    if not principal.is_manager and (
+        principal.sub != rep_id or not set(changes) <= SELF_SERVICE_FIELDS
+    ):
+        raise Forbidden("reps may change only their own working_hours and out_of_office")
+    for name, value in changes.items():
+        if name == "email" and value is not None:
+            value = str(value)
+        setattr(rep, name, value)
+    rep.updated_at = utcnow()
+    return rep_out(rep)

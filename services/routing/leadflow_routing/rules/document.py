@@ -1,0 +1,107 @@
+"""The rule set document (``GET/PUT /v1/routing/rules``), validated strictly."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from leadflow_shared.validation import Identifier, Name, ShortText
+
+Role = Literal["sdr", "ae", "am"]
+Strategy = Literal["round_robin", "weighted", "load_balanced"]
+Operator = Literal["eq", "ne", "in", "not_in", "gte", "lt", "exists", "contains_any"]
+LEAD_FIELDS = (
+    "country",
+    "state",
+    "employees",
+    "industry",
+    "company",
+    "title",
+    "source",
+    "campaign",
+    "score",
+)
+
+
+class Condition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    field: Literal[
+        "country",
+        "state",
+        "employees",
+        "industry",
+        "company",
+        "title",
+        "source",
+        "campaign",
+        "score",
+    ]
+    op: Operator
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _value_fits_operator(self) -> Condition:
+        if self.op in {"in", "not_in", "contains_any"}:
+            if not isinstance(self.value, list) or not self.value or len(self.value) > 500:
+                raise ValueError(f"{self.op} needs a non-empty list value (at most 500 items)")
+        elif self.op in {"gte", "lt"}:
+            if isinstance(self.value, bool) or not isinstance(self.value, int | float):
+                raise ValueError(f"{self.op} needs a number value")
+        elif self.op in {"eq", "ne"}:
+            if self.value is None or isinstance(self.value, list | dict):
+                raise ValueError(f"{self.op} needs a single value")
+        return self
+
+
+class Pool(BaseModel):
+    """Reps of the rule's role, narrowed by team, territory, segment or explicit ids."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    team: ShortText | None = None
+    territory: ShortText | None = None
+    segment: ShortText | None = None
+    reps: list[Identifier] | None = Field(default=None, max_length=500)
+
+
+class Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: Identifier
+    name: Name | None = None
+    role: Role
+    conditions: list[Condition] = Field(default_factory=list, max_length=50)
+    pool: Pool = Field(default_factory=Pool)
+    strategy: Strategy = "round_robin"
+    sla_minutes: Annotated[int, Field(ge=1, le=60 * 24 * 30)] | None = None
+
+
+class RuleSet(BaseModel):
+    """Rules are tried in order; the first whose conditions all hold and whose pool has an
+    available rep wins. A role with no matching rule falls back to all reps of that role."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rules: list[Rule] = Field(max_length=500)
+    default_sla_minutes: int = Field(default=30, ge=1, le=60 * 24 * 30)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> RuleSet:
+        seen: set[str] = set()
+        for rule in self.rules:
+            if rule.id in seen:
+                raise ValueError(f"rule id {rule.id!r} appears twice")
+            seen.add(rule.id)
+        return self
+
+
+DEFAULT_RULES = RuleSet(
+    rules=[
+        Rule(id="all-sdrs", name="Every MQL to the SDR team", role="sdr"),
+        Rule(id="all-aes", name="Every qualified lead to the AE team", role="ae"),
+        Rule(id="all-ams", name="Every won account to an account manager", role="am"),
+    ],
+    default_sla_minutes=30,
+)

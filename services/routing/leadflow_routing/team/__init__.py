@@ -1,0 +1,1 @@
+"""The team directory: reps, their territories, segments, capacity and availability."""

@@ -1,0 +1,56 @@
+"""Is a rep able to take a lead right now? Pure functions of plain data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class RepView:
+    """The parts of a rep that routing decisions look at."""
+
+    id: str
+    role: str
+    team: str | None = None
+    territories: tuple[str, ...] = ()
+    segments: tuple[str, ...] = ()
+    capacity_per_day: int | None = None
+    weight: float = 1.0
+    working_hours: dict[str, Any] | None = None
+    out_of_office: bool = False
+    out_of_office_until: datetime | None = None
+    active: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def outside_working_hours(working_hours: dict[str, Any] | None, now: datetime) -> str | None:
+    """Why ``now`` is outside the rep's hours (in the rep's time zone), or None."""
+    if not working_hours:
+        return None
+    tz = ZoneInfo(working_hours.get("tz", "UTC"))
+    local = now.astimezone(tz)
+    days = working_hours.get("days") or list(WEEKDAYS[:5])
+    if WEEKDAYS[local.weekday()] not in days:
+        return f"not a working day in {tz.key} ({WEEKDAYS[local.weekday()]})"
+    start = time.fromisoformat(working_hours.get("start", "00:00"))
+    end = time.fromisoformat(working_hours.get("end", "23:59"))
+    if not start <= local.time().replace(tzinfo=None) < end:
+        return f"outside working hours {start:%H:%M}-{end:%H:%M} {tz.key}"
+    return None
+
+
+def unavailable_reason(rep: RepView, now: datetime, assigned_today: int) -> str | None:
+    """Why ``rep`` cannot take a lead now, or None when they can."""
+    if not rep.active:
+        return "inactive"
+    if rep.out_of_office and (rep.out_of_office_until is None or rep.out_of_office_until > now):
+        until = f" until {rep.out_of_office_until.isoformat()}" if rep.out_of_office_until else ""
+        return f"out of office{until}"
+    if rep.capacity_per_day is not None and assigned_today >= rep.capacity_per_day:
+        return f"at daily capacity ({assigned_today}/{rep.capacity_per_day})"
+    return outside_working_hours(rep.working_hours, now)

@@ -1,0 +1,175 @@
+"""Routing decisions as pure functions: rules, pools, availability, strategies, fairness."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from leadflow_routing.decisions import NoRepAvailable, RoutingDecision, TeamState, decide
+from leadflow_routing.rules.document import Condition, Pool, Rule, RuleSet
+from leadflow_routing.simulation import PastLead, simulate
+from leadflow_routing.strategies import RotationStats
+from leadflow_routing.team.availability import RepView
+
+NOW = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)  # a Friday
+NA = Rule(
+    id="na",
+    role="sdr",
+    conditions=[Condition(field="country", op="in", value=["US", "CA"])],
+    pool=Pool(territory="NA"),
+)
+EMEA = Rule(
+    id="emea",
+    role="sdr",
+    conditions=[Condition(field="country", op="in", value=["DE"])],
+    pool=Pool(territory="EMEA"),
+)
+RULES = RuleSet(rules=[NA, EMEA])
+REPS = [
+    RepView(id="ana", role="sdr", territories=("NA",)),
+    RepView(id="ben", role="sdr", territories=("NA",)),
+    RepView(id="eva", role="sdr", territories=("EMEA",)),
+    RepView(id="nora", role="ae", territories=("NA",)),
+]
+
+
+def _decide(
+    lead: dict[str, object],
+    team: TeamState | None = None,
+    reps: list[RepView] = REPS,
+    rules: RuleSet = RULES,
+) -> RoutingDecision:
+    outcome = decide("sdr", lead, rules, reps, team or TeamState(), NOW)
+    assert isinstance(outcome, RoutingDecision), outcome
+    return outcome
+
+
+def test_territory_rule_routes_to_its_pool_and_explains_why() -> None:
+    d = _decide({"country": "DE"})
+    assert d.owner == "eva" and d.rule == "emea" and d.candidates == ["eva"]
+    assert "rule emea matched" in d.reason and d.sla_minutes == 30
+
+
+def test_no_matching_rule_falls_back_to_every_rep_of_the_role() -> None:
+    d = _decide({"country": "JP"})
+    assert d.rule == "default" and d.owner in {"ana", "ben", "eva"}
+    assert "no sdr rule matched" in d.reason
+
+
+def test_round_robin_picks_the_rep_with_fewest_leads_from_the_pool() -> None:
+    team = TeamState(
+        rotation={"sdr:na": {"ana": RotationStats(3, NOW), "ben": RotationStats(2, NOW)}}
+    )
+    assert _decide({"country": "US"}, team).owner == "ben"
+
+
+def test_round_robin_is_fair_over_many_leads() -> None:
+    rotation: dict[str, dict[str, RotationStats]] = {}
+    counts: Counter[str] = Counter()
+    for i in range(101):
+        d = _decide({"country": "US"}, TeamState(rotation=rotation))
+        stats = rotation.setdefault(d.pool, {}).get(d.owner, RotationStats())
+        rotation[d.pool][d.owner] = RotationStats(
+            stats.assigned_count + 1, NOW + timedelta(seconds=i)
+        )
+        counts[d.owner] += 1
+    assert max(counts.values()) - min(counts.values()) <= 1
+
+
+def test_sdr_out_of_office_is_skipped_with_the_reason() -> None:
+    reps = [RepView(id="ana", role="sdr", territories=("NA",), out_of_office=True), *REPS[1:]]
+    d = _decide({"country": "US"}, reps=reps)
+    assert d.owner == "ben" and d.skipped == {"ana": "out of office"}
+
+
+def test_out_of_office_that_ended_no_longer_skips() -> None:
+    reps = [
+        RepView(
+            id="ana",
+            role="sdr",
+            territories=("NA",),
+            out_of_office=True,
+            out_of_office_until=NOW - timedelta(hours=1),
+        )
+    ]
+    assert _decide({"country": "US"}, reps=reps).owner == "ana"
+
+
+def test_rep_at_daily_capacity_is_skipped() -> None:
+    reps = [RepView(id="ana", role="sdr", territories=("NA",), capacity_per_day=2), *REPS[1:]]
+    d = _decide({"country": "US"}, TeamState(assigned_today={"ana": 2}), reps=reps)
+    assert d.owner == "ben" and d.skipped["ana"] == "at daily capacity (2/2)"
+
+
+def test_rep_outside_working_hours_in_their_time_zone_is_skipped() -> None:
+    # 15:00 UTC is 07:00 in Los Angeles.
+    hours = {
+        "tz": "America/Los_Angeles",
+        "days": ["mon", "tue", "wed", "thu", "fri"],
+        "start": "09:00",
+        "end": "17:00",
+    }
+    reps = [RepView(id="ana", role="sdr", territories=("NA",), working_hours=hours), *REPS[1:]]
+    d = _decide({"country": "US"}, reps=reps)
+    assert d.owner == "ben" and "outside working hours" in d.skipped["ana"]
+
+
+def test_nobody_available_says_why() -> None:
+    reps = [RepView(id="eva", role="sdr", territories=("EMEA",), active=False)]
+    outcome = decide("sdr", {"country": "DE"}, RULES, reps, TeamState(), NOW)
+    assert isinstance(outcome, NoRepAvailable)
+    assert outcome.skipped == {"eva": "inactive"}
+
+
+def test_excluded_rep_never_gets_the_lead_back() -> None:
+    d = decide("sdr", {"country": "US"}, RULES, REPS, TeamState(), NOW, exclude={"ana"})
+    assert isinstance(d, RoutingDecision) and d.owner == "ben"
+
+
+def test_weighted_strategy_gives_heavier_reps_more() -> None:
+    rule = Rule(id="w", role="sdr", strategy="weighted")
+    reps = [RepView(id="a", role="sdr", weight=3), RepView(id="b", role="sdr", weight=1)]
+    rotation: dict[str, dict[str, RotationStats]] = {}
+    counts: Counter[str] = Counter()
+    for i in range(40):
+        d = _decide({}, TeamState(rotation=rotation), reps=reps, rules=RuleSet(rules=[rule]))
+        s = rotation.setdefault(d.pool, {}).get(d.owner, RotationStats())
+        rotation[d.pool][d.owner] = RotationStats(s.assigned_count + 1, NOW + timedelta(seconds=i))
+        counts[d.owner] += 1
+    assert counts == {"a": 30, "b": 10}
+
+
+def test_load_balanced_strategy_picks_the_least_loaded() -> None:
+    rule = Rule(id="lb", role="sdr", strategy="load_balanced")
+    d = _decide(
+        {}, TeamState(open_load={"ana": 5, "ben": 1, "eva": 3}), rules=RuleSet(rules=[rule])
+    )
+    assert d.owner == "ben"
+
+
+def test_conditions_on_size_and_title() -> None:
+    rule = Rule(
+        id="ent",
+        role="sdr",
+        pool=Pool(reps=["eva"]),
+        conditions=[
+            Condition(field="employees", op="gte", value=1000),
+            Condition(field="title", op="contains_any", value=["vp", "chief"]),
+        ],
+    )
+    rules = RuleSet(rules=[rule])
+    assert _decide({"employees": 5000, "title": "VP Sales"}, rules=rules).rule == "ent"
+    assert _decide({"employees": 50, "title": "VP Sales"}, rules=rules).rule == "default"
+    assert _decide({"employees": None, "title": "VP"}, rules=rules).rule == "default"
+
+
+def test_simulation_compares_draft_rules_with_what_happened() -> None:
+    past = [
+        PastLead("l1", {"country": "US"}, NOW, "ana"),
+        PastLead("l2", {"country": "US"}, NOW + timedelta(minutes=1), "ben"),
+        PastLead("l3", {"country": "DE"}, NOW + timedelta(minutes=2), "eva"),
+    ]
+    everyone_to_eva = RuleSet(rules=[Rule(id="eva-only", role="sdr", pool=Pool(reps=["eva"]))])
+    report = simulate(everyone_to_eva, REPS, past)
+    assert report.leads == 3 and report.changed == 2
+    assert report.by_owner["eva"] == {"actual": 1, "simulated": 3}
