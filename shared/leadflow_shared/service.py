@@ -121,23 +121,24 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
                 poll_interval_s=settings.outbox_poll_interval_s,
             )
             runtime.relay.start()
-            if spec.handlers is not None and spec.handlers.handlers:
-                consumer = EventConsumer(
-                    name=spec.name,
-                    bootstrap_servers=settings.kafka_bootstrap_servers,
-                    db=runtime.db,
-                    tables=spec.tables,
-                    producer=runtime.producer,
-                    handlers=spec.handlers,
-                    dlq_topic=settings.dlq_topic,
-                    fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-                    max_attempts=settings.consumer_max_attempts,
-                    retry_base_ms=settings.consumer_retry_base_ms,
-                )
-                await consumer.start()
-                runtime.consumers.append(consumer)
+        # Hooks run before consumers start, so handlers find what hooks prepare.
         for hook in spec.on_start:
             await hook(runtime)
+        if runtime.producer is not None and spec.handlers is not None and spec.handlers.handlers:
+            consumer = EventConsumer(
+                name=spec.name,
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                db=runtime.db,
+                tables=spec.tables,
+                producer=runtime.producer,
+                handlers=spec.handlers,
+                dlq_topic=settings.dlq_topic,
+                fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+                max_attempts=settings.consumer_max_attempts,
+                retry_base_ms=settings.consumer_retry_base_ms,
+            )
+            await consumer.start()
+            runtime.consumers.append(consumer)
         runtime.started = True
         log.info("service started", extra=log_fields(database=runtime.db.engine.dialect.name))
         try:

@@ -1,0 +1,1 @@
+"""The launcher: the local broker, every service as its own process, the demo organisation."""

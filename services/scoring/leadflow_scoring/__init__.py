@@ -1,0 +1,1 @@
+"""leadflow scoring: scores leads from fit and engagement, announces MQLs."""

@@ -1,0 +1,163 @@
+"""The score of a lead: a pure function of its profile, its engagements, the rules and now.
+
+Score = fit + engagement. Fit: the points of every fit rule the profile matches. Engagement:
+per engagement type, the type's points for each engagement, halved every ``half_life_days``
+of age, summed, rounded and capped. The explanation lists every factor that gave points
+and always sums to the score.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from leadflow_scoring.rules import EngagementRules, FitRule, Grades, ScoringRules
+from leadflow_shared.events import ScoreFactor
+
+SECONDS_PER_DAY = 86_400
+
+
+@dataclass(frozen=True)
+class FitProfile:
+    """The profile fields fit rules may test (nothing else of the lead is kept here)."""
+
+    company: str | None = None
+    title: str | None = None
+    country: str | None = None
+    state: str | None = None
+    employees: int | None = None
+    industry: str | None = None
+    website: str | None = None
+    source: str | None = None
+    campaign: str | None = None
+    consent_marketing: bool = False
+    utm: Mapping[str, str] = field(default_factory=dict)
+    custom: Mapping[str, Any] = field(default_factory=dict)
+
+    def value_of(self, name: str) -> object:
+        """The value of a rule's field name (``utm.source``, ``custom.plan``, ``title``)."""
+        group, _, key = name.partition(".")
+        if key and group == "utm":
+            return self.utm.get(key)
+        if key and group == "custom":
+            return self.custom.get(key)
+        return getattr(self, name, None)
+
+
+@dataclass(frozen=True)
+class EngagementFact:
+    type: str
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    score: int
+    fit: int
+    engagement: int
+    grade: str
+    meets_threshold: bool
+    explanation: tuple[ScoreFactor, ...]
+
+
+def score_lead(
+    profile: FitProfile,
+    engagements: Sequence[EngagementFact],
+    rules: ScoringRules,
+    now: datetime,
+) -> ScoreResult:
+    """Score one lead under ``rules`` as of ``now`` (engagement points decay with age)."""
+    fit_factors = [
+        ScoreFactor(factor=rule.factor, points=rule.points)
+        for rule in rules.fit
+        if rule.points != 0 and fit_rule_matches(rule, profile)
+    ]
+    engagement_factors = engagement_points(engagements, rules.engagement, now)
+    fit = sum(f.points for f in fit_factors)
+    engagement = sum(f.points for f in engagement_factors)
+    score = fit + engagement
+    return ScoreResult(
+        score=score,
+        fit=fit,
+        engagement=engagement,
+        grade=grade_for(score, rules.grades),
+        meets_threshold=score >= rules.mql_threshold,
+        explanation=(*fit_factors, *engagement_factors),
+    )
+
+
+def fit_rule_matches(rule: FitRule, profile: FitProfile) -> bool:
+    """Whether the profile satisfies one rule; text comparisons ignore case."""
+    actual = profile.value_of(rule.field)
+    if actual is None or actual == "":
+        return False
+    if rule.op == "exists":
+        return True
+    if rule.op == "eq":
+        return _same(actual, rule.value)
+    if rule.op == "in":
+        return isinstance(rule.value, list) and any(_same(actual, v) for v in rule.value)
+    if rule.op == "contains_any":
+        if not isinstance(actual, str) or not isinstance(rule.value, list):
+            return False
+        text = actual.casefold()
+        return any(isinstance(v, str) and v.casefold() in text for v in rule.value)
+    if not _is_number(actual) or not _is_number(rule.value):
+        return False
+    assert isinstance(actual, int | float) and isinstance(rule.value, int | float)
+    return actual >= rule.value if rule.op == "gte" else actual <= rule.value
+
+
+def engagement_points(
+    engagements: Sequence[EngagementFact], rules: EngagementRules, now: datetime
+) -> list[ScoreFactor]:
+    """One factor per engagement type that gave points, in the order of the rules."""
+    counts: dict[str, int] = {}
+    decayed: dict[str, float] = {}
+    for engagement in engagements:
+        rule = rules.types.get(engagement.type)
+        if rule is None:
+            continue
+        age_days = max(0.0, (now - engagement.occurred_at).total_seconds() / SECONDS_PER_DAY)
+        weight = 0.5 ** (age_days / rules.half_life_days)
+        counts[engagement.type] = counts.get(engagement.type, 0) + 1
+        decayed[engagement.type] = decayed.get(engagement.type, 0.0) + rule.points * weight
+    factors = []
+    for type_name, rule in rules.types.items():
+        if type_name not in counts:
+            continue
+        points = _round_half_away_from_zero(decayed[type_name])
+        if rule.cap is not None:
+            # The cap bounds the type's contribution either way (negative types too).
+            points = max(-rule.cap, min(rule.cap, points))
+        if points != 0:
+            label = f"engagement: {type_name} x{counts[type_name]}"
+            factors.append(ScoreFactor(factor=label, points=points))
+    return factors
+
+
+def grade_for(score: int, grades: Grades) -> str:
+    for band in grades.bands:
+        if score >= band.min_score:
+            return band.grade
+    return grades.otherwise
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _same(actual: object, wanted: object) -> bool:
+    if isinstance(actual, str) and isinstance(wanted, str):
+        return actual.strip().casefold() == wanted.strip().casefold()
+    if isinstance(actual, bool) or isinstance(wanted, bool):
+        # True == 1 in Python; a boolean only ever equals a boolean here.
+        return isinstance(actual, bool) and isinstance(wanted, bool) and actual is wanted
+    return _is_number(actual) and _is_number(wanted) and actual == wanted
+
+
+def _round_half_away_from_zero(value: float) -> int:
+    return int(math.copysign(math.floor(abs(value) + 0.5), value))

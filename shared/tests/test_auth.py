@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import jwt
+import pytest
+
+from leadflow_shared.auth import Principal, decode_token, ensure_owner, mint_token
+from leadflow_shared.errors import Forbidden, Unauthorized
+from leadflow_shared.settings import DEV_JWT_SECRET, ServiceSettings
+
+SECRET = DEV_JWT_SECRET
+
+
+def test_token_round_trip() -> None:
+    token = mint_token(SECRET, sub="sdr-ana", role="sdr")
+    assert decode_token(SECRET, token) == Principal(sub="sdr-ana", role="sdr")
+
+
+def test_expired_wrong_secret_and_unknown_role_are_unauthorized() -> None:
+    expired = mint_token(SECRET, sub="a", role="sdr", ttl=timedelta(seconds=-1))
+    with pytest.raises(Unauthorized, match="expired"):
+        decode_token(SECRET, expired)
+    with pytest.raises(Unauthorized):
+        decode_token(
+            "another-secret-of-at-least-32-chars!!", mint_token(SECRET, sub="a", role="ae")
+        )
+    forged = jwt.encode({"sub": "a", "role": "emperor", "exp": 9999999999}, SECRET, "HS256")
+    with pytest.raises(Unauthorized, match="role"):
+        decode_token(SECRET, forged)
+    none_alg = jwt.encode({"sub": "a", "role": "admin", "exp": 9999999999}, None, "none")
+    with pytest.raises(Unauthorized):
+        decode_token(SECRET, none_alg)
+
+
+def test_reps_act_only_on_their_own_managers_on_all() -> None:
+    ensure_owner(Principal("ana", "sdr"), "ana")
+    ensure_owner(Principal("maya", "manager"), "ana")
+    with pytest.raises(Forbidden):
+        ensure_owner(Principal("ben", "sdr"), "ana")
+    with pytest.raises(Forbidden):
+        ensure_owner(Principal("ben", "sdr"), None)
+
+
+def test_placeholder_secret_is_refused_outside_development() -> None:
+    with pytest.raises(ValueError, match="placeholder"):
+        ServiceSettings(environment="production", jwt_secret=DEV_JWT_SECRET)
+    with pytest.raises(ValueError, match="32"):
+        ServiceSettings(jwt_secret="short")
+    ok = ServiceSettings(environment="production", jwt_secret="x" * 40)
+    assert ok.database_url.startswith("sqlite+aiosqlite:///")

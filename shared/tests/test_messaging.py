@@ -1,0 +1,193 @@
+"""The outbox relay and the idempotent consumer against a real broker and database."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from sqlalchemy import Column, MetaData, String, Table, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow_shared.broker import EmbeddedBroker
+from leadflow_shared.db import Database
+from leadflow_shared.events import CloudEvent, EngagementRecorded, LeadErased
+from leadflow_shared.ids import new_id, utcnow
+from leadflow_shared.messaging import (
+    EventConsumer,
+    HandlerRegistry,
+    Outbox,
+    OutboxRelay,
+    PermanentError,
+    create_topics,
+    define_messaging_tables,
+    new_producer,
+)
+
+pytestmark = pytest.mark.integration
+
+metadata = MetaData()
+tables = define_messaging_tables(metadata)
+effects = Table(
+    "effects",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("lead_id", String(64)),
+)
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'm.sqlite3'}")
+    async with database.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    yield database
+    await database.dispose()
+
+
+async def _read(bootstrap: str, topic: str, want: int, timeout_s: float = 10) -> list[CloudEvent]:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=f"reader-{new_id()}",
+        fetch_max_wait_ms=10,
+    )
+    await consumer.start()
+    out: list[CloudEvent] = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        while len(out) < want and time.monotonic() < deadline:
+            for messages in (await consumer.getmany(timeout_ms=200)).values():
+                out.extend(CloudEvent.from_kafka(m.value, m.headers) for m in messages)
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def test_outbox_publishes_committed_events_only_and_without_polling_delay(
+    broker: EmbeddedBroker, db: Database
+) -> None:
+    topic = "privacy.erasure"
+    await create_topics(broker.bootstrap_servers, [topic], partitions=2)
+    producer = new_producer(broker.bootstrap_servers, "test")
+    await producer.start()
+    # A long poll interval: only the commit hook can make the relay publish quickly.
+    relay = OutboxRelay(db, tables, producer, poll_interval_s=30)
+    relay.start()
+    outbox = Outbox(tables, "leadflow/test")
+    try:
+        with pytest.raises(RuntimeError):
+            async with db.transaction() as session:
+                await outbox.add(session, LeadErased(lead_id="rolled-back", erased_at=utcnow()))
+                raise RuntimeError("the state change failed")
+        await asyncio.sleep(0.5)  # the relay is idle, waiting on its 30 s poll
+        started = time.monotonic()
+        async with db.transaction() as session:
+            await outbox.add(session, LeadErased(lead_id="committed", erased_at=utcnow()))
+        pending: int | None = 1
+        while pending and time.monotonic() - started < 5:
+            async with db.transaction() as session:
+                pending = await session.scalar(
+                    select(func.count()).where(tables.outbox.c.sent_at.is_(None))
+                )
+            await asyncio.sleep(0.01)
+        assert pending == 0
+        assert time.monotonic() - started < 1, "relay waited for its poll instead of the commit"
+        events = await _read(broker.bootstrap_servers, topic, want=1)
+        assert [e.lead_id for e in events] == ["committed"]
+    finally:
+        await relay.stop()
+        await producer.stop()
+
+
+async def test_consumer_retries_dead_letters_and_deduplicates(
+    broker: EmbeddedBroker, db: Database
+) -> None:
+    topic, dlq = "leads.engagement", "test-svc.dlq"
+    await create_topics(broker.bootstrap_servers, [topic, dlq], partitions=2)
+    calls: dict[str, int] = {}
+    last_seen = asyncio.Event()
+    handlers = HandlerRegistry()
+
+    @handlers.on(EngagementRecorded)
+    async def record(session: AsyncSession, event: CloudEvent, data: EngagementRecorded) -> None:
+        calls[data.engagement_id] = calls.get(data.engagement_id, 0) + 1
+        if data.engagement_id == "last":
+            last_seen.set()
+        if data.engagement_id == "flaky" and calls["flaky"] < 3:
+            raise ConnectionError("transient")
+        if data.engagement_id == "poison":
+            raise PermanentError("cannot ever handle this")
+        await session.execute(insert(effects).values(event_id=event.id, lead_id=data.lead_id))
+
+    producer = new_producer(broker.bootstrap_servers, "test")
+    await producer.start()
+    consumer = EventConsumer(
+        name="test-svc",
+        bootstrap_servers=broker.bootstrap_servers,
+        db=db,
+        tables=tables,
+        producer=producer,
+        handlers=handlers,
+        dlq_topic=dlq,
+        fetch_max_wait_ms=10,
+        retry_base_ms=10,
+    )
+
+    def engagement(engagement_id: str) -> CloudEvent:
+        data = EngagementRecorded(
+            lead_id="lead-1", engagement_id=engagement_id, type="page_view", occurred_at=utcnow()
+        )
+        return CloudEvent(
+            type=data.event_type, source="t", subject="lead-1", data=data.model_dump(mode="json")
+        )
+
+    ok, flaky, poison = engagement("ok"), engagement("flaky"), engagement("poison")
+    raw: AIOKafkaProducer = producer
+    for event in (ok, ok, flaky, poison):  # "ok" twice: a redelivery
+        r = event.to_kafka()
+        await raw.send_and_wait(topic, r.value, key=r.key, headers=r.headers)
+    await raw.send_and_wait(topic, b"garbage", key=b"lead-1", headers=[])
+    last = engagement("last")
+    r = last.to_kafka()
+    await raw.send_and_wait(topic, r.value, key=r.key, headers=r.headers)
+
+    await consumer.start()
+    try:
+        await asyncio.wait_for(last_seen.wait(), timeout=20)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    assert calls == {"ok": 1, "flaky": 3, "poison": 1, "last": 1}
+    async with db.transaction() as session:
+        done = set(await session.scalars(select(effects.c.event_id)))
+    assert done == {ok.id, flaky.id, last.id}
+    letters = await _read_raw(broker.bootstrap_servers, dlq, want=2)
+    by_error = {h["dlq_error"].split(":")[0]: h for h in letters}
+    assert set(by_error) == {"PermanentError", "EnvelopeError"}
+    assert by_error["EnvelopeError"]["dlq_original_topic"] == topic
+    assert by_error["PermanentError"]["dlq_attempts"] == "1"
+
+
+async def _read_raw(bootstrap: str, topic: str, want: int) -> list[dict[str, str]]:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=f"reader-{new_id()}",
+        fetch_max_wait_ms=10,
+    )
+    await consumer.start()
+    out: list[dict[str, str]] = []
+    try:
+        deadline = time.monotonic() + 10
+        while len(out) < want and time.monotonic() < deadline:
+            for messages in (await consumer.getmany(timeout_ms=200)).values():
+                out.extend({k: v.decode() for k, v in m.headers} for m in messages)
+    finally:
+        await consumer.stop()
+    return out

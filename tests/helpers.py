@@ -1,0 +1,81 @@
+"""Small helpers for the cross-service tests: tokens, polling, a plain Kafka reader."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from leadflow_shared.testing import auth_header
+
+T = TypeVar("T")
+
+ADMIN = auth_header("admin", "admin")
+MANAGER = auth_header("manager", "mgr-maya")
+WEB = auth_header("integration", "website")
+
+
+def as_rep(role: str, rep_id: str) -> dict[str, str]:
+    return auth_header(role, rep_id)
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], *, timeout_s: float = 30, what: str = "condition"
+) -> T:
+    """Poll ``probe`` until it returns something truthy; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
+
+
+async def read_topic(
+    bootstrap: str, topic: str, *, timeout_s: float = 5
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every message currently in ``topic``, read by a plain aiokafka consumer (no group)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
+    )
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        out: list[ConsumerRecord[bytes, bytes]] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            positions = [await consumer.position(tp) for tp in tps]
+            if all(pos >= ends[tp] for pos, tp in zip(positions, tps, strict=True)):
+                break
+            batch = await consumer.getmany(timeout_ms=200)
+            for messages in batch.values():
+                out.extend(messages)
+        return out
+    finally:
+        await consumer.stop()
+
+
+def headers_of(message: ConsumerRecord[bytes, bytes]) -> dict[str, str]:
+    return {k: v.decode() for k, v in message.headers}
+
+
+def data_of(message: ConsumerRecord[bytes, bytes]) -> dict[str, Any]:
+    import json
+
+    assert message.value is not None
+    value: dict[str, Any] = json.loads(message.value)
+    return value
