@@ -134,11 +134,12 @@ async def test_form_post_to_closed_won_with_account_manager(
             r = await http.get(
                 f"{urls['deals']}/v1/deals", params={"owner": ae}, headers=ae_headers
             )
-            found = [d for d in r.json() if d["lead_id"] == lead_id] if r.status_code == 200 else []
+            deals = r.json()["deals"] if r.status_code == 200 else []
+            found = [d for d in deals if d["lead_id"] == lead_id]
             return found[0] if found else None
 
         opened = await eventually(deal, what="deal.created")
-        deal_id = opened["deal_id"] if "deal_id" in opened else opened["id"]
+        deal_id = opened["deal_id"]
         assert opened["stage"] == "discovery"
         for stage in ("demo", "proposal", "negotiation"):
             r = await http.patch(

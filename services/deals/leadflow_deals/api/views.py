@@ -1,0 +1,56 @@
+"""Deals as the API shows them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import cast
+
+from leadflow_deals.models import Deal, OwnerChange, StageChange
+from leadflow_deals.schemas import DealOut, DealSummary, OwnerChangeOut, StageChangeOut
+from leadflow_deals.stages import PROBABILITY
+from leadflow_shared.events.schemas import StageId
+
+
+def deal_summary(deal: Deal) -> DealSummary:
+    stage = cast(StageId, deal.stage)
+    return DealSummary(
+        deal_id=deal.id,
+        lead_id=deal.lead_id,
+        owner=deal.owner,
+        name=deal.name,
+        company=deal.company,
+        stage=stage,
+        probability=PROBABILITY[stage],
+        amount=deal.amount,
+        currency=deal.currency,
+        close_date=deal.close_date,
+        created_at=deal.created_at,
+        updated_at=deal.updated_at,
+        closed_at=deal.closed_at,
+        erased=deal.erased_at is not None,
+    )
+
+
+def deal_detail(
+    deal: Deal, stages: Sequence[StageChange], owners: Sequence[OwnerChange]
+) -> DealOut:
+    return DealOut(
+        **deal_summary(deal).model_dump(),
+        close_reason=deal.close_reason,
+        notes=deal.notes,
+        stage_history=[
+            StageChangeOut(
+                from_stage=cast(StageId | None, s.from_stage),
+                to_stage=cast(StageId, s.to_stage),
+                at=s.at,
+                by=s.by,
+            )
+            for s in stages
+        ],
+        owner_history=[
+            OwnerChangeOut(
+                from_owner=o.from_owner, to_owner=o.to_owner, reason=o.reason, at=o.at, by=o.by
+            )
+            for o in owners
+        ],
+    )

@@ -1,0 +1,119 @@
+"""Routing hands a lead to an AE: open its deal, or move the open deal to the new owner."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow_deals.models import Deal, OwnerChange, StageChange
+from leadflow_deals.repository import DealRepository
+from leadflow_deals.stages import FIRST_STAGE, PROBABILITY
+from leadflow_shared.events import DealCreated
+from leadflow_shared.ids import new_id, utcnow
+from leadflow_shared.messaging import Outbox
+from leadflow_shared.observability import log_fields
+
+log = logging.getLogger(__name__)
+
+
+async def open_deal_for_ae(
+    session: AsyncSession,
+    outbox: Outbox,
+    *,
+    lead_id: str,
+    owner: str,
+    company: str | None,
+    currency: str,
+    opened_by: str,
+) -> Deal | None:
+    """Open a deal in discovery for the lead's AE, unless the lead already has an open one.
+
+    A second AE assignment while a deal is open opens nothing; if it names another AE,
+    the open deal follows routing's new owner (recorded like a reassignment).
+    """
+    repo = DealRepository(session)
+    existing = await repo.open_deal_of_lead(lead_id)
+    if existing is not None:
+        await move_deal_owner(session, existing, owner, reason="assigned again", by=opened_by)
+        return None
+    erased = await repo.is_erased(lead_id)
+    if erased:
+        company = None
+    now = utcnow()
+    deal = Deal(
+        id=new_id(),
+        lead_id=lead_id,
+        owner=owner,
+        stage=FIRST_STAGE,
+        amount=None,
+        currency=currency,
+        close_date=None,
+        name=company,
+        company=company,
+        created_at=now,
+        updated_at=now,
+        erased_at=now if erased else None,
+    )
+    repo.add(deal)
+    repo.add(
+        StageChange(
+            id=new_id(),
+            deal_id=deal.id,
+            from_stage=None,
+            to_stage=FIRST_STAGE,
+            at=now,
+            by=opened_by,
+        )
+    )
+    await outbox.add(
+        session,
+        DealCreated(
+            lead_id=lead_id,
+            deal_id=deal.id,
+            owner=owner,
+            stage=FIRST_STAGE,
+            probability=PROBABILITY[FIRST_STAGE],
+            amount=None,
+            currency=currency,
+            company=company,
+            created_at=now,
+        ),
+        subject=deal.id,
+        aggregate_type="deal",
+        aggregate_id=deal.id,
+    )
+    log.info("deal opened", extra=log_fields(deal_id=deal.id, lead_id=lead_id, owner=owner))
+    return deal
+
+
+async def reassign_open_deal(
+    session: AsyncSession, *, lead_id: str, owner: str, reason: str | None, by: str
+) -> Deal | None:
+    """Give the lead's open deal to ``owner``; closed deals keep the owner who closed them."""
+    deal = await DealRepository(session).open_deal_of_lead(lead_id)
+    if deal is not None:
+        await move_deal_owner(session, deal, owner, reason=reason, by=by)
+    return deal
+
+
+async def move_deal_owner(
+    session: AsyncSession, deal: Deal, owner: str, *, reason: str | None, by: str
+) -> None:
+    if deal.owner == owner:
+        return
+    now = utcnow()
+    DealRepository(session).add(
+        OwnerChange(
+            id=new_id(),
+            deal_id=deal.id,
+            from_owner=deal.owner,
+            to_owner=owner,
+            reason=reason,
+            at=now,
+            by=by,
+        )
+    )
+    deal.owner = owner
+    deal.updated_at = now
+    log.info("deal owner changed", extra=log_fields(deal_id=deal.id, owner=owner))
