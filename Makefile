@@ -31,8 +31,10 @@ lint: install
 SERVICES := lead-intake scoring routing deals webhooks console
 
 typecheck: install
-	$(BIN)/mypy shared/leadflow_shared $(foreach s,$(SERVICES),services/$(s)/leadflow_*) \
-	    launcher/leadflow_launcher
+	$(BIN)/mypy shared/leadflow_shared services/lead-intake/leadflow_intake \
+	    services/scoring/leadflow_scoring services/routing/leadflow_routing \
+	    services/deals/leadflow_deals services/webhooks/leadflow_webhooks \
+	    services/console/leadflow_console launcher/leadflow_launcher
 	# Each tests folder has its own conftest module, so each is checked on its own.
 	set -e; for d in shared/tests $(foreach s,$(SERVICES),services/$(s)/tests) tests; do \
 	    $(BIN)/mypy $$d; done

@@ -129,7 +129,13 @@ class EventConsumer:
             except TimeoutError:
                 self._task.cancel()
         self.running = False
-        await self.consumer.stop()
+        try:
+            await self.consumer.stop()
+        except asyncio.CancelledError:
+            # aiokafka cancels and then awaits its pending fetches when the broker is gone.
+            log.warning(
+                "consumer stopped without a reachable broker", extra=log_fields(consumer=self.name)
+            )
 
     async def _run(self) -> None:
         try:

@@ -1,0 +1,1 @@
+"""leadflow console: the ops dashboard and its JSON API."""

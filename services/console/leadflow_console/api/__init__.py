@@ -1,0 +1,1 @@
+"""console's HTTP routes: the dashboard page and its JSON API."""

@@ -1,0 +1,1 @@
+"""The broker view: end offsets, consumer-group lag, rates and dead letters."""
