@@ -192,9 +192,23 @@ async def test_form_post_to_closed_won_with_account_manager(
         async def funnel() -> dict[str, Any] | None:
             r = await http.get(f"{urls['console']}/v1/funnel", headers=MANAGER)
             body: dict[str, Any] = r.json()
-            return body if r.status_code == 200 and _count(body, "won") >= 1 else None
+            return body if r.status_code == 200 and body["counts"]["won"] >= 1 else None
 
-        await eventually(funnel, what="funnel shows the won lead")
+        report = await eventually(funnel, what="funnel shows the won lead")
+        assert report["speed_to_lead"]["median_seconds"] is not None
+
+        # ...and the topics: every consumer group caught up on leads.captured.
+        async def caught_up() -> dict[str, Any] | None:
+            r = await http.get(f"{urls['console']}/v1/topics", headers=MANAGER)
+            if r.status_code != 200:
+                return None
+            (captured,) = [t for t in r.json()["topics"] if t["topic"] == "leads.captured"]
+            lags = {g["group"]: g["lag"] for g in captured["groups"]}
+            wanted = {"scoring", "routing", "webhooks", "console"}
+            ok = wanted <= set(lags) and all(lags[g] == 0 for g in wanted)
+            return captured if ok and captured["messages"] > 0 else None
+
+        await eventually(caught_up, what="consumer groups caught up on leads.captured")
 
     # Every message on the journey's topics carries the CloudEvents headers and lead key.
     for topic in (
@@ -217,14 +231,3 @@ async def test_form_post_to_closed_won_with_account_manager(
             assert headers["content-type"] == "application/json"
             assert message.key == lead_id.encode()
             assert "traceparent" in headers
-
-
-def _count(funnel: dict[str, Any], stage: str) -> int:
-    stages = funnel.get("stages") or funnel.get("counts") or {}
-    if isinstance(stages, list):
-        for item in stages:
-            if item.get("stage") == stage or item.get("name") == stage:
-                return int(item.get("count", 0))
-        return 0
-    value = stages.get(stage, 0)
-    return int(value["count"] if isinstance(value, dict) else value)

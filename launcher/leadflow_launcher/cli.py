@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import signal
 import sys
@@ -12,8 +13,9 @@ from pathlib import Path
 from types import FrameType
 
 from leadflow_launcher.demo import load_demo
-from leadflow_launcher.system import SERVICES, System
+from leadflow_launcher.system import ALL_TOPICS, SERVICES, System
 from leadflow_shared.auth import ROLES, mint_token
+from leadflow_shared.messaging import create_topics
 from leadflow_shared.settings import DEV_JWT_SECRET
 
 
@@ -23,6 +25,13 @@ def _secret() -> str:
 
 def cmd_token(args: argparse.Namespace) -> int:
     print(mint_token(_secret(), sub=args.sub, role=args.role, ttl=timedelta(hours=args.ttl_hours)))
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    created = asyncio.run(create_topics(bootstrap, ALL_TOPICS, args.partitions, args.replication))
+    print(f"created: {', '.join(created) or 'nothing (all exist)'}")
     return 0
 
 
@@ -87,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--sub", required=True, help="rep id or client name")
     token.add_argument("--ttl-hours", type=float, default=12.0)
     token.set_defaults(func=cmd_token)
+    topics = sub.add_parser("topics", help="create leadflow's topics on KAFKA_BOOTSTRAP_SERVERS")
+    topics.add_argument("--partitions", type=int, default=6)
+    topics.add_argument("--replication", type=int, default=1)
+    topics.set_defaults(func=cmd_topics)
     args = parser.parse_args(argv)
     return int(args.func(args))
 
