@@ -1,0 +1,1 @@
+"""webhooks: delivers every leadflow event to subscribed sales tools (Standard Webhooks)."""
