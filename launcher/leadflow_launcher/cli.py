@@ -16,6 +16,7 @@ from leadflow_launcher.demo import load_demo
 from leadflow_launcher.system import ALL_TOPICS, SERVICES, System
 from leadflow_shared.auth import ROLES, mint_token
 from leadflow_shared.messaging import create_topics
+from leadflow_shared.messaging.dlq import replay_dead_letters
 from leadflow_shared.settings import DEV_JWT_SECRET
 
 
@@ -32,6 +33,15 @@ def cmd_topics(args: argparse.Namespace) -> int:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     created = asyncio.run(create_topics(bootstrap, ALL_TOPICS, args.partitions, args.replication))
     print(f"created: {', '.join(created) or 'nothing (all exist)'}")
+    return 0
+
+
+def cmd_dlq_replay(args: argparse.Namespace) -> int:
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    report = asyncio.run(
+        replay_dead_letters(bootstrap, f"{args.service}.dlq", only_original_topic=args.topic)
+    )
+    print(f"replayed {report.replayed} dead letter(s) of {args.service}; skipped {report.skipped}")
     return 0
 
 
@@ -100,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     topics.add_argument("--partitions", type=int, default=6)
     topics.add_argument("--replication", type=int, default=1)
     topics.set_defaults(func=cmd_topics)
+    dlq = sub.add_parser("dlq-replay", help="send a service's dead letters back to their topics")
+    dlq.add_argument("service", choices=[s.name for s in SERVICES])
+    dlq.add_argument("--topic", default=None, help="only dead letters from this original topic")
+    dlq.set_defaults(func=cmd_dlq_replay)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -26,6 +26,7 @@ from leadflow_shared.messaging import (
     define_messaging_tables,
     new_producer,
 )
+from leadflow_shared.messaging.dlq import replay_dead_letters
 
 pytestmark = pytest.mark.integration
 
@@ -191,3 +192,40 @@ async def _read_raw(bootstrap: str, topic: str, want: int) -> list[dict[str, str
     finally:
         await consumer.stop()
     return out
+
+
+async def test_dead_letters_replay_to_their_topic_once(broker: EmbeddedBroker) -> None:
+    original, dlq = "replay.original", "replay-svc.dlq"
+    await create_topics(broker.bootstrap_servers, [original, dlq], partitions=2)
+    event = CloudEvent(
+        type="lead.erased",
+        source="t",
+        subject="lead-9",
+        data={"lead_id": "lead-9", "erased_at": utcnow().isoformat()},
+    )
+    record = event.to_kafka()
+    producer = new_producer(broker.bootstrap_servers, "test")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            dlq,
+            record.value,
+            key=record.key,
+            headers=[
+                *record.headers,
+                ("dlq_original_topic", original.encode()),
+                ("dlq_error", b"ConnectionError: db down"),
+                ("dlq_attempts", b"5"),
+            ],
+        )
+        await producer.send_and_wait(dlq, b"x", key=b"k", headers=[("dlq_error", b"?")])
+    finally:
+        await producer.stop()
+    first = await replay_dead_letters(broker.bootstrap_servers, dlq)
+    assert (first.replayed, first.skipped) == (1, 1)
+    second = await replay_dead_letters(broker.bootstrap_servers, dlq)
+    assert (second.replayed, second.skipped) == (0, 0)
+    (replayed,) = await _read(broker.bootstrap_servers, original, want=1)
+    assert replayed == event
+    (raw,) = await _read_raw(broker.bootstrap_servers, original, want=1)
+    assert not any(name.startswith("dlq_") for name in raw)
