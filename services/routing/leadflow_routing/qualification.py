@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -82,56 +83,66 @@ def _ensure_status(lead: RoutedLead, allowed: tuple[str, ...], action: str) -> N
         )
 
 
-async def accept(session: AsyncSession, lead: RoutedLead, principal: Principal) -> None:
+async def _sdr_step(
+    session: AsyncSession,
+    lead: RoutedLead,
+    principal: Principal,
+    *,
+    action: str,
+    allowed: tuple[str, ...],
+    status: str,
+    kind: str,
+    reason: str,
+) -> tuple[str, datetime]:
+    """The common part of every SDR action: who may, from which state, and the record."""
     _ensure_sdr_owner(principal, lead)
-    _ensure_status(lead, ("assigned",), "accept")
-    now = utcnow()
+    _ensure_status(lead, allowed, action)
     assert lead.sdr is not None
-    lead.status = "accepted"
+    now = utcnow()
+    lead.status = status
     lead.sla_due_at = None
     lead.updated_at = now
     RoutingRepository(session).add(
-        record(
-            lead,
-            "accepted",
-            f"accepted by {principal.sub}",
-            now,
-            role="sdr",
-            owner=lead.sdr,
-            by=principal.sub,
-        )
+        record(lead, kind, reason, now, role="sdr", owner=lead.sdr, by=principal.sub)
     )
-    await outbox.add(session, LeadAccepted(lead_id=lead.id, owner=lead.sdr, accepted_at=now))
+    return lead.sdr, now
+
+
+async def accept(session: AsyncSession, lead: RoutedLead, principal: Principal) -> None:
+    """The SDR takes the lead: the acceptance SLA clock stops."""
+    owner, now = await _sdr_step(
+        session,
+        lead,
+        principal,
+        action="accept",
+        allowed=("assigned",),
+        status="accepted",
+        kind="accepted",
+        reason=f"accepted by {principal.sub}",
+    )
+    await outbox.add(session, LeadAccepted(lead_id=lead.id, owner=owner, accepted_at=now))
 
 
 async def qualify(
     session: AsyncSession, lead: RoutedLead, principal: Principal, body: Qualification
 ) -> None:
     """Record the qualification and hand the lead to an AE in the same transaction."""
-    _ensure_sdr_owner(principal, lead)
-    _ensure_status(lead, ("assigned", "accepted"), "qualify")
-    now = utcnow()
-    assert lead.sdr is not None
-    lead.qualification = {"framework": body.framework, **body.fields(), "notes": body.notes}
-    lead.status = "qualified"
-    lead.sla_due_at = None
-    lead.updated_at = now
-    RoutingRepository(session).add(
-        record(
-            lead,
-            "qualified",
-            f"qualified ({body.framework}) by {principal.sub}",
-            now,
-            role="sdr",
-            owner=lead.sdr,
-            by=principal.sub,
-        )
+    owner, now = await _sdr_step(
+        session,
+        lead,
+        principal,
+        action="qualify",
+        allowed=("assigned", "accepted"),
+        status="qualified",
+        kind="qualified",
+        reason=f"qualified ({body.framework}) by {principal.sub}",
     )
+    lead.qualification = {"framework": body.framework, **body.fields(), "notes": body.notes}
     await outbox.add(
         session,
         LeadQualified(
             lead_id=lead.id,
-            owner=lead.sdr,
+            owner=owner,
             framework=body.framework,
             fields=body.fields(),
             notes=body.notes,
@@ -144,48 +155,31 @@ async def qualify(
 async def disqualify(
     session: AsyncSession, lead: RoutedLead, principal: Principal, reason: str
 ) -> None:
-    _ensure_sdr_owner(principal, lead)
-    _ensure_status(lead, ("assigned", "accepted"), "disqualify")
-    now = utcnow()
-    assert lead.sdr is not None
-    lead.status = "disqualified"
-    lead.sla_due_at = None
-    lead.updated_at = now
-    RoutingRepository(session).add(
-        record(
-            lead,
-            "disqualified",
-            f"disqualified by {principal.sub}: {reason}",
-            now,
-            role="sdr",
-            owner=lead.sdr,
-            by=principal.sub,
-        )
+    owner, _ = await _sdr_step(
+        session,
+        lead,
+        principal,
+        action="disqualify",
+        allowed=("assigned", "accepted"),
+        status="disqualified",
+        kind="disqualified",
+        reason=f"disqualified by {principal.sub}: {reason}",
     )
-    await outbox.add(session, LeadDisqualified(lead_id=lead.id, owner=lead.sdr, reason=reason))
+    await outbox.add(session, LeadDisqualified(lead_id=lead.id, owner=owner, reason=reason))
 
 
 async def recycle(
     session: AsyncSession, lead: RoutedLead, principal: Principal, reason: str
 ) -> None:
     """Back to nurture: the SDR lets go; a later MQL signal does not re-route it by itself."""
-    _ensure_sdr_owner(principal, lead)
-    _ensure_status(lead, ("assigned", "accepted"), "recycle")
-    now = utcnow()
-    assert lead.sdr is not None
-    owner = lead.sdr
-    lead.status = "nurture"
-    lead.sla_due_at = None
-    lead.updated_at = now
-    RoutingRepository(session).add(
-        record(
-            lead,
-            "recycled",
-            f"recycled to nurture by {principal.sub}: {reason}",
-            now,
-            role="sdr",
-            owner=owner,
-            by=principal.sub,
-        )
+    owner, _ = await _sdr_step(
+        session,
+        lead,
+        principal,
+        action="recycle",
+        allowed=("assigned", "accepted"),
+        status="nurture",
+        kind="recycled",
+        reason=f"recycled to nurture by {principal.sub}: {reason}",
     )
     await outbox.add(session, LeadRecycled(lead_id=lead.id, owner=owner, reason=reason))
