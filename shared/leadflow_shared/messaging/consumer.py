@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 from sqlalchemy import Table, insert, select
@@ -141,14 +141,15 @@ class EventConsumer:
         try:
             while not self._stopping:
                 batch = await self.consumer.getmany(timeout_ms=200)
+                done: dict[TopicPartition, int] = {}
                 for tp, messages in batch.items():
-                    done: int | None = None
                     for message in messages:
                         if self._stopping or not await self._process(message):
                             break
-                        done = message.offset
-                    if done is not None:
-                        await self.consumer.commit({tp: done + 1})
+                        done[tp] = message.offset + 1
+                # One commit per fetched batch: each commit is a broker round trip.
+                if done:
+                    await self.consumer.commit(done)
         except Exception:
             log.exception("consumer loop crashed", extra=log_fields(consumer=self.name))
             self.running = False
