@@ -314,6 +314,15 @@ async def test_reps_api_validates_and_guards(service: Service) -> None:
     assert (
         await client.post("/v1/reps", json=dup, headers=auth_header("sdr", "ana"))
     ).status_code == 403
+    r = await client.patch(
+        "/v1/reps/ana", json={"out_of_office": None, "name": None}, headers=MANAGER
+    )
+    assert r.status_code == 422
+    assert {f["field"] for f in r.json()["fields"]} == {"out_of_office", "name"}
+    r = await client.patch(
+        "/v1/reps/ana", json={"team": None, "capacity_per_day": None}, headers=MANAGER
+    )
+    assert r.status_code == 200 and r.json()["capacity_per_day"] is None
     r = await client.patch("/v1/reps/ana", json={"weight": 5}, headers=auth_header("sdr", "ana"))
     assert r.status_code == 403
     r = await client.patch(

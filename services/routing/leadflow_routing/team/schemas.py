@@ -62,7 +62,7 @@ class RepIn(BaseModel):
     territories: list[ShortText] = Field(default_factory=list, max_length=50)
     segments: list[ShortText] = Field(default_factory=list, max_length=50)
     capacity_per_day: int | None = Field(default=None, ge=0, le=10_000)
-    weight: float = Field(default=1.0, gt=0, le=100)
+    weight: float = Field(default=1.0, ge=0.01, le=100)
     working_hours: WorkingHours | None = None
     out_of_office: bool = False
     out_of_office_until: datetime | None = None
@@ -80,13 +80,30 @@ class RepPatch(BaseModel):
     territories: list[ShortText] | None = Field(default=None, max_length=50)
     segments: list[ShortText] | None = Field(default=None, max_length=50)
     capacity_per_day: int | None = Field(default=None, ge=0, le=10_000)
-    weight: float | None = Field(default=None, gt=0, le=100)
+    weight: float | None = Field(default=None, ge=0.01, le=100)
     working_hours: WorkingHours | None = None
     out_of_office: bool | None = None
     out_of_office_until: datetime | None = None
     active: bool | None = None
 
     _aware_until = field_validator("out_of_office_until")(_aware)
+
+    @field_validator(
+        "name",
+        "email",
+        "territories",
+        "segments",
+        "weight",
+        "out_of_office",
+        "active",
+        mode="before",
+    )
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Only team, capacity_per_day, working_hours and out_of_office_until may be cleared.
+        if value is None:
+            raise ValueError("cannot be null; leave the field out to keep its value")
+        return value
 
 
 # What a rep may change about themselves without a manager.
