@@ -47,7 +47,12 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir).resolve()
-    system = System(data_dir=data_dir, env={"LEADFLOW_JWT_SECRET": _secret()})
+    system = System(
+        data_dir=data_dir,
+        env={"LEADFLOW_JWT_SECRET": _secret()},
+        ports={s.name: s.port + args.port_offset for s in SERVICES},
+        broker_port=9092 + args.port_offset,
+    )
     stopping = False
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -100,6 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="run the broker, every service and the demo organisation")
     up.add_argument("--data-dir", default=os.environ.get("LEADFLOW_DATA_DIR", "var"))
     up.add_argument("--no-demo", action="store_true", help="do not load the demo organisation")
+    up.add_argument(
+        "--port-offset",
+        type=int,
+        default=0,
+        help="add this to every port (8001 → 8001+N, broker 9092+N), e.g. for a second copy",
+    )
     up.set_defaults(func=cmd_up)
     token = sub.add_parser("token", help="mint a bearer token")
     token.add_argument("--role", required=True, choices=ROLES)
