@@ -80,7 +80,6 @@ def system(
             "LEADFLOW_ROUTING_TIMER_INTERVAL_S": "0.5",
             "LEADFLOW_WEBHOOKS_ALLOW_PRIVATE_TARGETS": "true",
             "LEADFLOW_WEBHOOKS_RETRY_SCHEDULE_S": "[0.2, 0.5]",
-            "LEADFLOW_CONSUMER_RETRY_BASE_MS": "50",
             "LEADFLOW_LOG_LEVEL": "INFO",
         }
     )

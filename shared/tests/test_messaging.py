@@ -229,3 +229,62 @@ async def test_dead_letters_replay_to_their_topic_once(broker: EmbeddedBroker) -
     assert replayed == event
     (raw,) = await _read_raw(broker.bootstrap_servers, original, want=1)
     assert not any(name.startswith("dlq_") for name in raw)
+
+
+async def test_a_batch_that_fails_midway_is_rewound_not_skipped(
+    broker: EmbeddedBroker, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    topic, dlq = "rewind.topic", "rewind-svc.dlq"
+    await create_topics(broker.bootstrap_servers, [topic, dlq], partitions=1)
+    seen: list[str] = []
+    after = asyncio.Event()
+    handlers = HandlerRegistry()
+
+    @handlers.on(LeadErased)
+    async def handle(session: AsyncSession, event: CloudEvent, data: LeadErased) -> None:
+        seen.append(data.lead_id)
+        if data.lead_id == "poison":
+            raise PermanentError("never")
+        if data.lead_id == "after":
+            after.set()
+
+    producer = new_producer(broker.bootstrap_servers, "test")
+    await producer.start()
+    consumer = EventConsumer(
+        name="rewind-svc",
+        bootstrap_servers=broker.bootstrap_servers,
+        db=db,
+        tables=tables,
+        producer=producer,
+        handlers=handlers,
+        dlq_topic=dlq,
+        fetch_max_wait_ms=10,
+        topics=[topic],
+    )
+    real_dead_letter = consumer._dead_letter
+    failures = iter([RuntimeError("broker away")])
+
+    async def flaky_dead_letter(*args: object, **kwargs: object) -> None:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        await real_dead_letter(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(consumer, "_dead_letter", flaky_dead_letter)
+    for lead_id in ("before", "poison", "after"):
+        r = CloudEvent(
+            type="lead.erased",
+            source="t",
+            subject=lead_id,
+            data={"lead_id": lead_id, "erased_at": utcnow().isoformat()},
+        ).to_kafka()
+        await producer.send_and_wait(topic, r.value, key=r.key, headers=r.headers)
+    await consumer.start()
+    try:
+        await asyncio.wait_for(after.wait(), timeout=20)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    # "before" is handled once (its effect committed and deduplicated on the refetch),
+    # "poison" is tried again after the failed DLQ write, "after" is not skipped.
+    assert seen == ["before", "poison", "poison", "after"]

@@ -10,12 +10,14 @@ with headers naming the original topic, partition, offset, error and attempts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import IllegalStateError
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 from sqlalchemy import Table, insert, select
@@ -138,22 +140,46 @@ class EventConsumer:
             )
 
     async def _run(self) -> None:
-        try:
-            while not self._stopping:
+        while not self._stopping:
+            try:
                 batch = await self.consumer.getmany(timeout_ms=200)
-                done: dict[TopicPartition, int] = {}
-                for tp, messages in batch.items():
-                    for message in messages:
-                        if self._stopping or not await self._process(message):
-                            break
-                        done[tp] = message.offset + 1
+                await self._handle_batch(batch)
+            except Exception:
+                # e.g. the DLQ write failed because the broker is away: the batch was rewound
+                # to its first unhandled message, so nothing is skipped; try again shortly.
+                log.exception(
+                    "consumer batch failed; retrying", extra=log_fields(consumer=self.name)
+                )
+                await asyncio.sleep(1)
+
+    async def _handle_batch(
+        self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> None:
+        done: dict[TopicPartition, int] = {}
+        try:
+            for tp, messages in batch.items():
+                for message in messages:
+                    if self._stopping or not await self._process(message):
+                        break
+                    done[tp] = message.offset + 1
+        finally:
+            for tp, messages in batch.items():
+                next_offset = done.get(tp, messages[0].offset) if messages else None
+                if next_offset is not None and next_offset <= messages[-1].offset:
+                    # Unhandled messages remain: fetch them again rather than skip them.
+                    with contextlib.suppress(IllegalStateError):  # revoked: the new owner resumes
+                        self.consumer.seek(tp, next_offset)
+            if done:
                 # One commit per fetched batch: each commit is a broker round trip.
-                if done:
+                try:
                     await self.consumer.commit(done)
-        except Exception:
-            log.exception("consumer loop crashed", extra=log_fields(consumer=self.name))
-            self.running = False
-            raise
+                except Exception as exc:
+                    # A rebalance took the partitions; the new owner redelivers from the last
+                    # commit and processed_events turns the repeats into no-ops.
+                    log.warning(
+                        "offset commit failed",
+                        extra=log_fields(consumer=self.name, error_type=type(exc).__name__),
+                    )
 
     async def _process(self, message: ConsumerRecord[bytes, bytes]) -> bool:
         """Handle or dead-letter one message; False when shutdown interrupted its retries
