@@ -12,6 +12,7 @@ import re
 import secrets
 import sys
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -85,6 +86,9 @@ class JsonFormatter(logging.Formatter):
             entry.update(extra)
         if record.exc_info and record.exc_info[0] is not None:
             entry["error_type"] = record.exc_info[0].__name__
+            # Where it failed, without the exception's message: messages can carry input
+            # values (SQL parameters, personal data), frames carry only our code.
+            entry["stack"] = "".join(traceback.format_tb(record.exc_info[2]))[-4000:]
         return json.dumps(entry, default=str)
 
 

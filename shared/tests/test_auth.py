@@ -49,3 +49,25 @@ def test_placeholder_secret_is_refused_outside_development() -> None:
         ServiceSettings(jwt_secret="short")
     ok = ServiceSettings(environment="production", jwt_secret="x" * 40)
     assert ok.database_url.startswith("sqlite+aiosqlite:///")
+
+
+def test_json_logs_carry_trace_id_and_stack_but_not_the_error_message() -> None:
+    import json
+    import logging
+
+    from leadflow_shared.observability import JsonFormatter, trace_context
+
+    formatter = JsonFormatter("svc")
+    email = "jane" + ".doe@bigcorp.com"
+    try:
+        raise ValueError(f"{email} is personal data")
+    except ValueError as exc:
+        record = logging.LogRecord(
+            "x", logging.ERROR, __file__, 1, "failed", None, (type(exc), exc, exc.__traceback__)
+        )
+    with trace_context("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"):
+        line = formatter.format(record)
+    entry = json.loads(line)
+    assert entry["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    assert entry["error_type"] == "ValueError" and "test_auth.py" in entry["stack"]
+    assert "jane.doe" not in line
