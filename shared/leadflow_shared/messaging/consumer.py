@@ -266,18 +266,6 @@ class EventConsumer:
             ),
         )
 
-    async def lag(self) -> dict[str, int]:
-        """Messages not yet committed, per ``topic:partition`` assigned to this member."""
-        assigned = list(self.consumer.assignment())
-        if not assigned:
-            return {}
-        ends = await self.consumer.end_offsets(assigned)
-        out: dict[str, int] = {}
-        for tp in assigned:
-            committed = await self.consumer.committed(tp) or 0
-            out[f"{tp.topic}:{tp.partition}"] = max(0, ends[tp] - committed)
-        return out
-
 
 async def handle_idempotently(
     db: Database,
@@ -287,22 +275,35 @@ async def handle_idempotently(
     event: CloudEvent,
     data: EventData,
 ) -> str:
-    """Run ``handler`` in a transaction that also records ``(consumer, event.id)``.
+    """Run ``handler`` in its own transaction that also records ``(consumer, event.id)``.
 
     Returns ``"duplicate"`` (and does nothing) when the event was processed before.
     """
     async with db.transaction() as session:
-        seen = await session.scalar(
-            select(processed.c.event_id).where(
-                processed.c.consumer == consumer, processed.c.event_id == event.id
-            )
+        return await handle_in_transaction(session, processed, consumer, handler, event, data)
+
+
+async def handle_in_transaction(
+    session: AsyncSession,
+    processed: Table,
+    consumer: str,
+    handler: Handler,
+    event: CloudEvent,
+    data: EventData,
+) -> str:
+    """The idempotent step inside a caller's transaction: skip a processed event, else
+    record it and run the handler (both commit or roll back with the caller)."""
+    seen = await session.scalar(
+        select(processed.c.event_id).where(
+            processed.c.consumer == consumer, processed.c.event_id == event.id
         )
-        if seen is not None:
-            return "duplicate"
-        await session.execute(
-            insert(processed).values(
-                consumer=consumer, event_id=event.id, event_type=event.type, processed_at=utcnow()
-            )
+    )
+    if seen is not None:
+        return "duplicate"
+    await session.execute(
+        insert(processed).values(
+            consumer=consumer, event_id=event.id, event_type=event.type, processed_at=utcnow()
         )
-        await handler(session, event, data)
+    )
+    await handler(session, event, data)
     return "handled"
