@@ -17,7 +17,7 @@ from typing import Any
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import Connection, MetaData, create_engine
+from sqlalchemy import Connection, MetaData, create_engine, text
 
 from leadflow_shared.db import Database
 
@@ -35,6 +35,11 @@ async def upgrade_to_head(db: Database, package: str) -> None:
     cfg = _config(package)
 
     def _upgrade(connection: Connection) -> None:
+        if connection.dialect.name == "postgresql":
+            # Replicas starting together: one migrates, the others wait and find it done.
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"migrate:{package}"}
+            )
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "head")
 
