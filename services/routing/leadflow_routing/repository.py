@@ -64,7 +64,11 @@ class RoutingRepository:
     async def mql_leads(self, limit: int) -> list[RoutedLead]:
         rows = await self.session.scalars(
             select(RoutedLead)
-            .where(RoutedLead.mql.is_(True), RoutedLead.profile_known.is_(True))
+            .where(
+                RoutedLead.mql.is_(True),
+                RoutedLead.profile_known.is_(True),
+                RoutedLead.erased.is_(False),
+            )
             .order_by(RoutedLead.captured_at)
             .limit(limit)
         )

@@ -395,3 +395,6 @@ async def test_erasure_forgets_profile_and_notes(service: Service) -> None:
         lead = await session.get(RoutedLead, lead_id)
         assert lead is not None
         assert lead.profile == {} and lead.company is None and lead.erased
+    draft = {"rules": {"rules": [{"id": "all", "role": "sdr"}]}}
+    r = await client.post("/v1/routing/simulate", json=draft, headers=MANAGER)
+    assert lead_id not in {a["lead_id"] for a in r.json()["assignments"]}
