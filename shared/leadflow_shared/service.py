@@ -31,6 +31,7 @@ from leadflow_shared.messaging import (
     OutboxRelay,
     new_producer,
 )
+from leadflow_shared.messaging.housekeeping import Housekeeper
 from leadflow_shared.migrations import upgrade_to_head
 from leadflow_shared.observability import TracingMiddleware, configure_logging, log_fields
 from leadflow_shared.settings import ServiceSettings
@@ -121,6 +122,13 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
                 poll_interval_s=settings.outbox_poll_interval_s,
             )
             runtime.relay.start()
+        housekeeper = Housekeeper(
+            runtime.db,
+            spec.tables,
+            outbox_retention_s=settings.outbox_retention_hours * 3600,
+            processed_retention_s=settings.processed_retention_days * 86400,
+        )
+        housekeeper.start()
         # Hooks run before consumers start, so handlers find what hooks prepare.
         for hook in spec.on_start:
             await hook(runtime)
@@ -151,6 +159,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
                 await hook(runtime)
             if runtime.relay is not None:
                 await runtime.relay.stop()
+            await housekeeper.stop()
             if runtime.producer is not None:
                 await runtime.producer.stop()
             await runtime.db.dispose()

@@ -56,6 +56,9 @@ class ServiceSettings(BaseSettings):
     consumer_max_attempts: int = Field(default=5, ge=1, le=100)
     consumer_retry_base_ms: int = Field(default=100, ge=1, le=60_000)
     outbox_poll_interval_s: float = Field(default=1.0, gt=0, le=60)
+    # Sent outbox rows are kept a day; processed-event ids longer than Kafka's retention.
+    outbox_retention_hours: float = Field(default=24, gt=0, le=24 * 365)
+    processed_retention_days: float = Field(default=14, gt=0, le=3650)
 
     def __init__(self, **values: Any) -> None:
         if "database_url" not in values:
