@@ -24,7 +24,7 @@ from leadflow_launcher.system import SERVICES, System
 from leadflow_shared.auth import mint_token
 from leadflow_shared.broker import free_port
 from leadflow_shared.settings import DEV_JWT_SECRET
-from tests.receiver import WebhookReceiver
+from leadflow_webhooks.testing import Receiver, start_receiver
 
 
 def _testcontainers() -> Iterator[tuple[str, str]]:
@@ -58,9 +58,12 @@ async def _admin(dsn: str, statements: list[str]) -> None:
 
 
 @pytest.fixture(scope="session")
-def receiver() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as r:
-        yield r
+def receiver() -> Iterator[Receiver]:
+    """A sales tool stand-in on 127.0.0.1 that records every webhook it receives."""
+    r = start_receiver()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()
 
 
 @pytest.fixture(scope="session")

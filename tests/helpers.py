@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from leadflow_shared.testing import auth_header
+from leadflow_webhooks.testing import Received, Receiver
 
 T = TypeVar("T")
 
@@ -82,3 +83,13 @@ def data_of(message: ConsumerRecord[bytes, bytes]) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def received_of_type(receiver: Receiver, event_type: str, lead_id: str) -> list[Received]:
+    """Webhook deliveries the receiver got for one event type and lead."""
+    out = []
+    for item in list(receiver.received):
+        body = json.loads(item.body)
+        if body.get("type") == event_type and body["data"].get("lead_id") == lead_id:
+            out.append(item)
+    return out

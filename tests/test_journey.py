@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from leadflow_launcher.system import System
+from leadflow_webhooks.testing import Received, Receiver
 from tests.helpers import (
     ADMIN,
     MANAGER,
@@ -20,8 +21,8 @@ from tests.helpers import (
     eventually,
     headers_of,
     read_topic,
+    received_of_type,
 )
-from tests.receiver import Received, WebhookReceiver
 
 CE_HEADERS = {
     "ce_specversion",
@@ -42,7 +43,7 @@ def _verify_standard_webhook(secret: str, headers: dict[str, str], body: bytes) 
 
 
 async def test_form_post_to_closed_won_with_account_manager(
-    system: System, urls: dict[str, str], receiver: WebhookReceiver
+    system: System, urls: dict[str, str], receiver: Receiver
 ) -> None:
     async with httpx.AsyncClient(timeout=10) as http:
         # A sales tool subscribes to everything.
@@ -183,7 +184,7 @@ async def test_form_post_to_closed_won_with_account_manager(
         ):
 
             async def delivered(t: str = event_type) -> list[Received]:
-                return receiver.of_type(t, lead_id)
+                return received_of_type(receiver, t, lead_id)
 
             got = await eventually(delivered, what=f"webhook {event_type}")
             assert _verify_standard_webhook(secret, got[0].headers, got[0].body)
