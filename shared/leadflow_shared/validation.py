@@ -1,10 +1,10 @@
-"""Input types that keep bad input a 422: bounded lengths, no NUL bytes, safe integers."""
+"""Input types that keep bad input a 422: bounded lengths, no NUL bytes."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, StringConstraints
 
 
 def _no_nul(value: str) -> str:
@@ -28,5 +28,3 @@ Identifier = Annotated[
         strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:@\-]+$"
     ),
 ]
-# Fits PostgreSQL BIGINT; larger numbers are a 422, not a driver overflow.
-SafeInt = Annotated[int, Field(ge=-(2**53), le=2**53)]

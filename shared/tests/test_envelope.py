@@ -20,11 +20,11 @@ def _event() -> CloudEvent:
 
 
 def test_binary_mode_headers_are_exactly_the_contracts() -> None:
-    record = _event().to_kafka()
-    headers = dict(record.headers)
-    assert headers == {
+    event = _event()
+    record = event.to_kafka()
+    assert dict(record.headers) == {
         "ce_specversion": b"1.0",
-        "ce_id": headers["ce_id"],
+        "ce_id": event.id.encode(),
         "ce_source": b"leadflow/scoring",
         "ce_type": b"lead.scored",
         "ce_time": b"2026-11-27T10:00:00+00:00",

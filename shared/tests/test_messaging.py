@@ -288,3 +288,27 @@ async def test_a_batch_that_fails_midway_is_rewound_not_skipped(
     # "before" is handled once (its effect committed and deduplicated on the refetch),
     # "poison" is tried again after the failed DLQ write, "after" is not skipped.
     assert seen == ["before", "poison", "poison", "after"]
+
+
+async def test_stopping_the_relay_flushes_what_is_committed(
+    broker: EmbeddedBroker, db: Database
+) -> None:
+    topic = "privacy.erasure"
+    await create_topics(broker.bootstrap_servers, [topic], partitions=2)
+    producer = new_producer(broker.bootstrap_servers, "test")
+    await producer.start()
+    # Never started: only the shutdown flush can publish the row.
+    relay = OutboxRelay(db, tables, producer, poll_interval_s=30)
+    async with db.transaction() as session:
+        await Outbox(tables, "leadflow/test").add(
+            session, LeadErased(lead_id="flushed-on-stop", erased_at=utcnow())
+        )
+    await relay.stop()
+    await producer.stop()
+    async with db.transaction() as session:
+        pending = await session.scalar(
+            select(func.count()).where(tables.outbox.c.sent_at.is_(None))
+        )
+    assert pending == 0
+    events = await _read(broker.bootstrap_servers, topic, want=2)
+    assert "flushed-on-stop" in {e.lead_id for e in events}

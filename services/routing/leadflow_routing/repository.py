@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow_routing.models import Decision, Rep, RotationEntry, RoutedLead, RuleSetVersion
 from leadflow_routing.strategies import RotationStats
 
-OPEN_STATUSES = {"sdr": ("assigned", "accepted"), "ae": ("qualified",), "am": ("qualified",)}
+# Open work per role; an account manager keeps every account, so "am" has no filter.
+OPEN_STATUSES = {"sdr": ("assigned", "accepted"), "ae": ("qualified",)}
 
 
 class RoutingRepository:

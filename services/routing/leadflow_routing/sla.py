@@ -7,7 +7,6 @@ PostgreSQL so two replicas never breach the same lead twice.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from leadflow_routing.assignment import assign_ae, assign_am, assign_sdr, breach_sla
@@ -16,36 +15,16 @@ from leadflow_routing.repository import RoutingRepository
 from leadflow_shared.db import Database
 from leadflow_shared.ids import utcnow
 from leadflow_shared.observability import log_fields
+from leadflow_shared.periodic import PeriodicTask
 
 log = logging.getLogger(__name__)
 RETRY = {"waiting_for_rep": assign_sdr, "waiting_for_ae": assign_ae, "waiting_for_am": assign_am}
 
 
-class SlaTimer:
+class SlaTimer(PeriodicTask):
     def __init__(self, db: Database, interval_s: float) -> None:
+        super().__init__("sla-timer", interval_s, self.tick)
         self.db = db
-        self.interval_s = interval_s
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="sla-timer")
-
-    async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await self._task
-
-    async def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("sla timer tick failed; retrying next tick")
-            try:
-                await asyncio.wait_for(self._stop.wait(), timeout=self.interval_s)
-            except TimeoutError:
-                pass
 
     async def tick(self) -> int:
         """Handle every due deadline once; returns how many leads were acted on."""

@@ -7,7 +7,6 @@ kept longer than the topics' retention (Kafka's default is 7 days).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime, timedelta
 
@@ -17,6 +16,7 @@ from leadflow_shared.db import Database
 from leadflow_shared.ids import utcnow
 from leadflow_shared.messaging.tables import MessagingTables
 from leadflow_shared.observability import log_fields
+from leadflow_shared.periodic import PeriodicTask
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ async def prune(
     return int(getattr(outbox, "rowcount", 0)), int(getattr(processed, "rowcount", 0))
 
 
-class Housekeeper:
+class Housekeeper(PeriodicTask):
     """Prunes every ``interval_s`` in the background."""
 
     def __init__(
@@ -52,37 +52,19 @@ class Housekeeper:
         processed_retention_s: float,
         interval_s: float = 600,
     ) -> None:
+        super().__init__("housekeeping", interval_s, self.prune_now)
         self.db = db
         self.tables = tables
         self.outbox_retention_s = outbox_retention_s
         self.processed_retention_s = processed_retention_s
-        self.interval_s = interval_s
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="housekeeping")
-
-    async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await self._task
-
-    async def _run(self) -> None:
-        while not self._stop.is_set():
-            now = utcnow()
-            try:
-                outbox, processed = await prune(
-                    self.db,
-                    self.tables,
-                    sent_before=now - timedelta(seconds=self.outbox_retention_s),
-                    processed_before=now - timedelta(seconds=self.processed_retention_s),
-                )
-                if outbox or processed:
-                    log.info("pruned", extra=log_fields(outbox=outbox, processed=processed))
-            except Exception:
-                log.exception("housekeeping failed; will retry")
-            try:
-                await asyncio.wait_for(self._stop.wait(), timeout=self.interval_s)
-            except TimeoutError:
-                pass
+    async def prune_now(self) -> None:
+        now = utcnow()
+        outbox, processed = await prune(
+            self.db,
+            self.tables,
+            sent_before=now - timedelta(seconds=self.outbox_retention_s),
+            processed_before=now - timedelta(seconds=self.processed_retention_s),
+        )
+        if outbox or processed:
+            log.info("pruned", extra=log_fields(outbox=outbox, processed=processed))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -14,6 +12,7 @@ from leadflow_console.broker.lag import OffsetsSample
 from leadflow_console.broker.probe import OffsetsProbe
 from leadflow_console.errors import BrokerUnavailable
 from leadflow_shared.observability import log_fields
+from leadflow_shared.periodic import PeriodicTask
 
 log = logging.getLogger(__name__)
 
@@ -29,34 +28,26 @@ class EndOffsetSampler:
         self.history: deque[OffsetsSample] = deque(
             maxlen=max(2, math.ceil(window_s / interval_s) + 2)
         )
-        self._task: asyncio.Task[None] | None = None
         self._failing = False
+        self._periodic = PeriodicTask("console-offsets-sampler", interval_s, self._sample_logged)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="console-offsets-sampler")
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._periodic.stop()
 
     async def sample_once(self) -> None:
         ends = await self.probe.end_offsets(self.topics)
         self.history.append(OffsetsSample(taken_at=time.monotonic(), ends=ends))
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.sample_once()
-                if self._failing:
-                    log.info("offsets sampling recovered")
-                self._failing = False
-            except BrokerUnavailable as exc:
-                if not self._failing:  # log the change, not every tick
-                    log.warning("offsets sampling failing", extra=log_fields(detail=exc.detail))
-                self._failing = True
-            except Exception:
-                log.exception("offsets sampling crashed; retrying")
-            await asyncio.sleep(self.interval_s)
+    async def _sample_logged(self) -> None:
+        try:
+            await self.sample_once()
+            if self._failing:
+                log.info("offsets sampling recovered")
+            self._failing = False
+        except BrokerUnavailable as exc:
+            if not self._failing:  # log the change, not every tick
+                log.warning("offsets sampling failing", extra=log_fields(detail=exc.detail))
+            self._failing = True

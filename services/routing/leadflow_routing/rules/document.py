@@ -11,33 +11,15 @@ from leadflow_shared.validation import Identifier, Name, ShortText
 Role = Literal["sdr", "ae", "am"]
 Strategy = Literal["round_robin", "weighted", "load_balanced"]
 Operator = Literal["eq", "ne", "in", "not_in", "gte", "lt", "exists", "contains_any"]
-LEAD_FIELDS = (
-    "country",
-    "state",
-    "employees",
-    "industry",
-    "company",
-    "title",
-    "source",
-    "campaign",
-    "score",
-)
+LeadField = Literal[
+    "country", "state", "employees", "industry", "company", "title", "source", "campaign", "score"
+]
 
 
 class Condition(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    field: Literal[
-        "country",
-        "state",
-        "employees",
-        "industry",
-        "company",
-        "title",
-        "source",
-        "campaign",
-        "score",
-    ]
+    field: LeadField
     op: Operator
     value: Any = None
 
