@@ -79,6 +79,8 @@ class System:
     partitions: int = 3
     broker: EmbeddedBroker | None = None
     services: dict[str, RunningService] = field(default_factory=dict)
+    # Further processes of a service in the same consumer group (``start_replica``).
+    replicas: list[RunningService] = field(default_factory=list)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -101,11 +103,25 @@ class System:
             self.broker.start()
         asyncio.run(create_topics(self.bootstrap_servers, ALL_TOPICS, self.partitions))
         for definition in SERVICES:
-            self._spawn(definition, embedded)
+            self.services[definition.name] = self._spawn(definition, embedded)
         self.wait_ready(ready_timeout_s)
 
-    def _spawn(self, definition: ServiceDef, embedded: bool) -> None:
-        port = self.ports[definition.name]
+    def start_replica(
+        self, service: str, port: int, *, ready_timeout_s: float = 60
+    ) -> RunningService:
+        """One more process of ``service`` in the same consumer group (and database)."""
+        definition = next(s for s in SERVICES if s.name == service)
+        embedded = self.broker is not None
+        number = 2 + sum(1 for r in self.replicas if r.definition.name == service)
+        replica = self._spawn(definition, embedded, port, f"{service}-replica-{number}")
+        self.replicas.append(replica)
+        self.wait_ready(ready_timeout_s, {f"{service}-replica-{number}": replica})
+        return replica
+
+    def _spawn(
+        self, definition: ServiceDef, embedded: bool, port: int | None = None, log_name: str = ""
+    ) -> RunningService:
+        port = self.ports[definition.name] if port is None else port
         env = {
             **os.environ,
             "LEADFLOW_DATA_DIR": str(self.data_dir),
@@ -118,7 +134,7 @@ class System:
             )
         log_dir = self.data_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
-        log = (log_dir / f"{definition.name}.log").open("ab")
+        log = (log_dir / f"{log_name or definition.name}.log").open("ab")
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and packages
             [
                 sys.executable,
@@ -139,11 +155,13 @@ class System:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-        self.services[definition.name] = RunningService(definition, port, process)
+        return RunningService(definition, port, process)
 
-    def wait_ready(self, timeout_s: float) -> None:
+    def wait_ready(
+        self, timeout_s: float, services: dict[str, RunningService] | None = None
+    ) -> None:
         deadline = time.monotonic() + timeout_s
-        pending = dict(self.services)
+        pending = dict(self.services if services is None else services)
         with httpx.Client(timeout=2) as client:
             while pending:
                 for name, svc in list(pending.items()):
@@ -163,15 +181,17 @@ class System:
 
     def stop(self) -> None:
         """SIGTERM every service (they finish in-flight work and flush), then the broker."""
-        for svc in self.services.values():
+        running = [*self.replicas, *self.services.values()]
+        for svc in running:
             if svc.process.poll() is None:
                 svc.process.send_signal(signal.SIGTERM)
-        for svc in self.services.values():
+        for svc in running:
             try:
                 svc.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 svc.process.kill()
                 svc.process.wait()
         self.services.clear()
+        self.replicas.clear()
         if self.broker is not None:
             self.broker.stop()
