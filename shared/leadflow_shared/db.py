@@ -84,7 +84,9 @@ class Database:
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+            # No pre-ping: it costs a round trip per checkout; a connection that died is
+            # invalidated when it fails and the boundary's retry gets a fresh one.
+            kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=False)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
@@ -92,7 +94,9 @@ class Database:
         # that share a process (as in unit tests).
         self._session_class: type[Session] = type("ServiceSession", (Session,), {})
         self._commit_callbacks: list[Callable[[Session], None]] = []
+        self._rollback_callbacks: list[Callable[[Session], None]] = []
         event.listen(self._session_class, "after_commit", self._after_commit)
+        event.listen(self._session_class, "after_rollback", self._after_rollback)
         self.sessions = async_sessionmaker(
             self.engine, expire_on_commit=False, sync_session_class=self._session_class
         )
@@ -103,8 +107,16 @@ class Database:
         """Register a callback run after each commit of this database's sessions."""
         self._commit_callbacks.append(callback)
 
+    def on_rollback(self, callback: Callable[[Session], None]) -> None:
+        """Register a callback run after each rollback of this database's sessions."""
+        self._rollback_callbacks.append(callback)
+
     def _after_commit(self, session: Session) -> None:
         for callback in self._commit_callbacks:
+            callback(session)
+
+    def _after_rollback(self, session: Session) -> None:
+        for callback in self._rollback_callbacks:
             callback(session)
 
     @asynccontextmanager
@@ -116,6 +128,16 @@ class Database:
         else:
             async with self.sessions() as session, session.begin():
                 yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads only: never takes SQLite's in-process write lock (WAL lets
+        readers run beside the writer); rolled back at the end."""
+        async with self.sessions() as session:
+            try:
+                yield session
+            finally:
+                await session.rollback()
 
     async def ping(self) -> bool:
         """True when the database answers a trivial query."""

@@ -132,7 +132,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         # Hooks run before consumers start, so handlers find what hooks prepare.
         for hook in spec.on_start:
             await hook(runtime)
-        if runtime.producer is not None and spec.handlers is not None and spec.handlers.handlers:
+        if runtime.producer is not None and spec.handlers is not None and spec.handlers.topics:
             consumer = EventConsumer(
                 name=spec.name,
                 bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -142,8 +142,10 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
                 handlers=spec.handlers,
                 dlq_topic=settings.dlq_topic,
                 fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+                idle_fetch_max_wait_ms=settings.kafka_fetch_idle_wait_ms,
                 max_attempts=settings.consumer_max_attempts,
                 retry_base_ms=settings.consumer_retry_base_ms,
+                max_batch=settings.consumer_max_batch,
             )
             await consumer.start()
             runtime.consumers.append(consumer)

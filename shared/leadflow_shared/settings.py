@@ -39,6 +39,14 @@ class ServiceSettings(BaseSettings):
         le=60_000,
         validation_alias=AliasChoices("KAFKA_FETCH_MAX_WAIT_MS", "kafka_fetch_max_wait_ms"),
     )
+    # After a few seconds without records the consumers switch to this longer wait (the
+    # local broker's empty fetches cost CPU); unset: always the wait above.
+    kafka_fetch_idle_wait_ms: int | None = Field(
+        default=None,
+        ge=1,
+        le=60_000,
+        validation_alias=AliasChoices("KAFKA_FETCH_IDLE_WAIT_MS", "kafka_fetch_idle_wait_ms"),
+    )
     kafka_enabled: bool = Field(
         default=True, validation_alias=AliasChoices("LEADFLOW_KAFKA_ENABLED", "kafka_enabled")
     )
@@ -55,6 +63,8 @@ class ServiceSettings(BaseSettings):
     )
     consumer_max_attempts: int = Field(default=5, ge=1, le=100)
     consumer_retry_base_ms: int = Field(default=100, ge=1, le=60_000)
+    # Events handled in one transaction at most (a fetched batch is split beyond this).
+    consumer_max_batch: int = Field(default=500, ge=1, le=5000)
     outbox_poll_interval_s: float = Field(default=1.0, gt=0, le=60)
     # Sent outbox rows are kept a day; processed-event ids longer than Kafka's retention.
     outbox_retention_hours: float = Field(default=24, gt=0, le=24 * 365)

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from leadflow_shared.auth import mint_token
 from leadflow_shared.events import CloudEvent, EventData
 from leadflow_shared.ids import new_id
-from leadflow_shared.messaging.consumer import handle_idempotently
+from leadflow_shared.messaging.consumer import Delivered, apply_batch
 from leadflow_shared.service import ServiceRuntime
 from leadflow_shared.settings import DEV_JWT_SECRET
 
@@ -48,23 +48,49 @@ async def running_service(
 
 
 async def deliver(runtime: ServiceRuntime, data: EventData, *, event_id: str | None = None) -> bool:
-    """Hand one event to the service's handler as the consumer would (idempotently).
+    """Hand one event to the service's handlers as the consumer would (idempotently).
 
     Returns False when the event id was already processed (no second effect).
     """
-    assert runtime.spec.handlers is not None
-    handler = runtime.spec.handlers.handlers[data.event_type]
-    event = CloudEvent(
-        id=event_id or new_id(),
-        type=data.event_type,
-        source="leadflow/test",
-        subject=data.lead_id,
-        data=data.model_dump(mode="json"),
+    (handled,) = await deliver_batch(runtime, [data], event_ids=[event_id])
+    return handled
+
+
+async def deliver_batch(
+    runtime: ServiceRuntime,
+    items: list[EventData],
+    *,
+    event_ids: list[str | None] | None = None,
+) -> list[bool]:
+    """Hand several events to the service's handlers in one transaction, as the consumer
+    does with a fetched batch; per event, False when it was a duplicate."""
+    registry = runtime.spec.handlers
+    assert registry is not None
+    ids = event_ids or [None] * len(items)
+    delivered = [
+        Delivered(
+            CloudEvent(
+                id=event_id or new_id(),
+                type=data.event_type,
+                source="leadflow/test",
+                subject=data.lead_id,
+                data=data.model_dump(mode="json"),
+            ),
+            data,
+        )
+        for data, event_id in zip(items, ids, strict=True)
+    ]
+    wanted = [registry.handles(d.event.type) for d in delivered]
+    outcomes = iter(
+        await apply_batch(
+            runtime.db,
+            runtime.spec.tables.processed_events,
+            runtime.spec.name,
+            registry,
+            [d for d, w in zip(delivered, wanted, strict=True) if w],
+        )
     )
-    outcome = await handle_idempotently(
-        runtime.db, runtime.spec.tables.processed_events, runtime.spec.name, handler, event, data
-    )
-    return outcome == "handled"
+    return [next(outcomes) if w else False for w in wanted]
 
 
 async def outbox_events(

@@ -18,6 +18,8 @@ class Topic(StrEnum):
     LEADS_QUALIFICATION = "leads.qualification"
     DEALS_LIFECYCLE = "deals.lifecycle"
     PRIVACY_ERASURE = "privacy.erasure"
+    # Bulk imports: the same event types as leads.captured, served after live topics.
+    LEADS_IMPORTED = "leads.imported"
 
 
 TOPICS: tuple[str, ...] = tuple(t.value for t in Topic)
@@ -30,6 +32,8 @@ class EventData(BaseModel):
 
     event_type: ClassVar[str]
     topic: ClassVar[Topic]
+    # Further topics that carry this event type (the bulk lane), subscribed to alike.
+    also_on: ClassVar[tuple[Topic, ...]] = ()
 
     lead_id: str
 
@@ -59,6 +63,7 @@ class LeadProfile(EventData):
 class LeadCaptured(LeadProfile):
     event_type = "lead.captured"
     topic = Topic.LEADS_CAPTURED
+    also_on = (Topic.LEADS_IMPORTED,)
     captured_at: datetime
 
 
@@ -67,12 +72,14 @@ class LeadMerged(LeadProfile):
 
     event_type = "lead.merged"
     topic = Topic.LEADS_CAPTURED
+    also_on = (Topic.LEADS_IMPORTED,)
     changed_fields: list[str] = Field(default_factory=list)
 
 
 class LeadUpdated(LeadProfile):
     event_type = "lead.updated"
     topic = Topic.LEADS_CAPTURED
+    also_on = (Topic.LEADS_IMPORTED,)
     changed_fields: list[str] = Field(default_factory=list)
 
 

@@ -1,10 +1,22 @@
-"""Idempotent consumer: decode, deduplicate, handle in one transaction, retry, dead-letter.
+"""Batch-first idempotent consumer: decode, deduplicate, handle a batch in one transaction,
+isolate failures, retry, dead-letter.
 
-Each message is handled in a transaction that also records ``(consumer, event_id)`` in
-``processed_events``; offsets are committed only after that transaction commits, so a
-redelivered event has no second effect. A message that cannot be parsed, or that keeps
-failing after ``max_attempts`` with exponential backoff, is produced to ``<service>.dlq``
-with headers naming the original topic, partition, offset, error and attempts.
+All events of one fetched batch are handled in **one** transaction, which also records
+every ``(consumer, event_id)`` in ``processed_events`` with one statement (``INSERT … ON
+CONFLICT DO NOTHING RETURNING``): an event already recorded is skipped, so a redelivered
+batch has no second effect. Offsets are committed only after that transaction commits.
+
+A failing event does not sink its batch: the transaction is rolled back, the events before
+the failure are applied again in one transaction, the failing one (or, for a set-based
+handler, its run, bisected) is retried alone with exponential backoff and dead-lettered to
+``<service>.dlq`` when it keeps failing, and the rest of the batch continues. Handlers may
+therefore be called again for the same events in a fresh transaction: they must keep no
+in-process state from a transaction that has not committed.
+
+Messages of one partition are handled in order (one lead's events share a partition).
+Events nobody handles — no handler, or refused by the registry's ``wants`` — never open a
+transaction. Bulk topics (``leads.imported``) are served after live ones: their partitions
+are paused while a live partition has a backlog.
 """
 
 from __future__ import annotations
@@ -13,18 +25,27 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import IllegalStateError
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow_shared.db import Database
-from leadflow_shared.events import CloudEvent, EnvelopeError, EventData, parse_event_data
+from leadflow_shared.events import (
+    EVENT_MODELS,
+    CloudEvent,
+    EnvelopeError,
+    EventData,
+    Topic,
+    parse_event_data,
+)
 from leadflow_shared.ids import utcnow
 from leadflow_shared.messaging.tables import MessagingTables
 from leadflow_shared.observability import log_fields, trace_context
@@ -33,6 +54,8 @@ log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=EventData)
 Handler = Callable[[AsyncSession, CloudEvent, Any], Awaitable[None]]
+BatchHandler = Callable[[AsyncSession, Sequence[tuple[CloudEvent, Any]]], Awaitable[None]]
+BULK_TOPICS: frozenset[str] = frozenset({Topic.LEADS_IMPORTED.value})
 
 CONSUMED = Counter(
     "leadflow_events_consumed_total",
@@ -42,6 +65,15 @@ CONSUMED = Counter(
 HANDLE_SECONDS = Histogram(
     "leadflow_event_handle_seconds", "Time to handle one event", ["consumer", "type"]
 )
+BATCH_SECONDS = Histogram(
+    "leadflow_consumer_batch_seconds", "Time to handle one fetched batch", ["consumer"]
+)
+BATCH_SIZE = Histogram(
+    "leadflow_consumer_batch_events",
+    "Events handled per transaction",
+    ["consumer"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
 DEAD_LETTERS = Counter("leadflow_dead_letters_total", "Messages sent to the DLQ", ["consumer"])
 
 
@@ -50,10 +82,18 @@ class PermanentError(Exception):
 
 
 class HandlerRegistry:
-    """Maps event types to handlers: ``@handlers.on(LeadScored)``."""
+    """Maps event types to handlers: ``@handlers.on(LeadScored)`` for one event at a time,
+    ``@handlers.on_batch(LeadAssigned)`` for set-based work on a run of events.
 
-    def __init__(self) -> None:
+    ``wants(event_type)``, when given, is asked before any transaction opens: an event it
+    refuses is skipped without touching the database (for example webhooks with no
+    subscription for that type).
+    """
+
+    def __init__(self, wants: Callable[[str], bool] | None = None) -> None:
         self.handlers: dict[str, Handler] = {}
+        self.batch_handlers: dict[str, BatchHandler] = {}
+        self.wants = wants
 
     def on(
         self, model: type[E]
@@ -64,16 +104,146 @@ class HandlerRegistry:
         def register(
             fn: Callable[[AsyncSession, CloudEvent, E], Awaitable[None]],
         ) -> Callable[[AsyncSession, CloudEvent, E], Awaitable[None]]:
+            self.batch_handlers.pop(model.event_type, None)
             self.handlers[model.event_type] = fn
             return fn
 
         return register
 
+    def on_batch(
+        self, model: type[E]
+    ) -> Callable[
+        [Callable[[AsyncSession, Sequence[tuple[CloudEvent, E]]], Awaitable[None]]],
+        Callable[[AsyncSession, Sequence[tuple[CloudEvent, E]]], Awaitable[None]],
+    ]:
+        """Register a set-based handler: it gets each run of consecutive events of this
+        type in a fetched batch (deduplicated, in order), so order across types holds."""
+
+        def register(
+            fn: Callable[[AsyncSession, Sequence[tuple[CloudEvent, E]]], Awaitable[None]],
+        ) -> Callable[[AsyncSession, Sequence[tuple[CloudEvent, E]]], Awaitable[None]]:
+            self.handlers.pop(model.event_type, None)
+            self.batch_handlers[model.event_type] = fn
+            return fn
+
+        return register
+
+    @property
+    def event_types(self) -> set[str]:
+        return set(self.handlers) | set(self.batch_handlers)
+
+    def handles(self, event_type: str) -> bool:
+        """True when an event of this type must be handled (opens a transaction)."""
+        if event_type not in self.handlers and event_type not in self.batch_handlers:
+            return False
+        return self.wants is None or self.wants(event_type)
+
     @property
     def topics(self) -> list[str]:
-        from leadflow_shared.events import EVENT_MODELS
+        topics: set[str] = set()
+        for event_type in self.event_types:
+            model = EVENT_MODELS[event_type]
+            topics.add(str(model.topic))
+            topics.update(str(t) for t in model.also_on)
+        return sorted(topics)
 
-        return sorted({str(EVENT_MODELS[t].topic) for t in self.handlers})
+
+@dataclass(frozen=True)
+class Delivered:
+    """One decoded event of a batch, with the Kafka message it came in (None in tests)."""
+
+    event: CloudEvent
+    data: EventData
+    message: ConsumerRecord[bytes, bytes] | None = None
+
+
+class HandlerFailed(Exception):
+    """A handler raised while applying ``items[start:start + length]`` of a batch."""
+
+    def __init__(self, start: int, length: int, error: BaseException) -> None:
+        super().__init__(f"{type(error).__name__} in items {start}..{start + length - 1}")
+        self.start = start
+        self.length = length
+        self.error = error
+
+
+async def apply_in_transaction(
+    session: AsyncSession,
+    processed: Table,
+    consumer: str,
+    registry: HandlerRegistry,
+    items: Sequence[Delivered],
+) -> list[bool]:
+    """The idempotent step inside a caller's transaction: record every event id in one
+    statement, then run the handlers on the events not seen before, in order.
+
+    Returns, per item, whether it was handled (False: a duplicate, skipped). Raises
+    :class:`HandlerFailed` naming the items whose handler raised.
+    """
+    if not items:
+        return []
+    first: dict[str, int] = {}
+    for index, item in enumerate(items):
+        first.setdefault(item.event.id, index)
+    now = utcnow()
+    rows = [
+        {
+            "consumer": consumer,
+            "event_id": items[index].event.id,
+            "event_type": items[index].event.type,
+            "processed_at": now,
+        }
+        for index in first.values()
+    ]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    claimed = set(
+        await session.scalars(
+            insert(processed).values(rows).on_conflict_do_nothing().returning(processed.c.event_id)
+        )
+    )
+    fresh = [
+        index
+        for index, item in enumerate(items)
+        if item.event.id in claimed and first[item.event.id] == index
+    ]
+    position = 0
+    while position < len(fresh):
+        index = fresh[position]
+        item = items[index]
+        batch_handler = registry.batch_handlers.get(item.event.type)
+        if batch_handler is not None:
+            end = position + 1
+            while end < len(fresh) and items[fresh[end]].event.type == item.event.type:
+                end += 1
+            run = [items[i] for i in fresh[position:end]]
+            try:
+                await batch_handler(session, [(d.event, d.data) for d in run])
+            except Exception as exc:
+                raise HandlerFailed(index, fresh[end - 1] - index + 1, exc) from exc
+            position = end
+            continue
+        handler = registry.handlers[item.event.type]
+        try:
+            with trace_context(item.event.traceparent):
+                await handler(session, item.event, item.data)
+        except Exception as exc:
+            raise HandlerFailed(index, 1, exc) from exc
+        position += 1
+    handled = set(fresh)
+    return [index in handled for index in range(len(items))]
+
+
+async def apply_batch(
+    db: Database,
+    processed: Table,
+    consumer: str,
+    registry: HandlerRegistry,
+    items: Sequence[Delivered],
+) -> list[bool]:
+    """:func:`apply_in_transaction` in a transaction of its own (commits or rolls back)."""
+    async with db.transaction() as session:
+        return await apply_in_transaction(session, processed, consumer, registry, items)
 
 
 class EventConsumer:
@@ -90,19 +260,30 @@ class EventConsumer:
         handlers: HandlerRegistry,
         dlq_topic: str,
         fetch_max_wait_ms: int = 500,
+        idle_fetch_max_wait_ms: int | None = None,
+        idle_after_s: float = 5.0,
         max_attempts: int = 5,
         retry_base_ms: int = 100,
+        max_batch: int = 500,
         topics: list[str] | None = None,
+        bulk_topics: frozenset[str] = BULK_TOPICS,
     ) -> None:
         self.name = name
         self.db = db
         self.processed = tables.processed_events
         self.producer = producer
-        self.handlers = handlers.handlers
+        self.registry = handlers
         self.dlq_topic = dlq_topic
         self.max_attempts = max_attempts
         self.retry_base_s = retry_base_ms / 1000
+        self.max_batch = max_batch
         self.topics = topics or handlers.topics
+        self.bulk_topics = bulk_topics
+        # The local broker answers an empty fetch only when the wait expires: a short wait
+        # while busy keeps hops fast, a longer one while idle saves CPU.
+        self.busy_wait_ms = fetch_max_wait_ms
+        self.idle_wait_ms = idle_fetch_max_wait_ms or fetch_max_wait_ms
+        self.idle_after_s = idle_after_s
         self.consumer = AIOKafkaConsumer(
             *self.topics,
             bootstrap_servers=bootstrap_servers,
@@ -111,10 +292,14 @@ class EventConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=fetch_max_wait_ms,
-            max_poll_records=200,
+            max_poll_records=max_batch,
         )
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._last_records = time.monotonic()
+        self._idle = False
+        self._done = 0  # how many records of the batch in hand are done
+        self._index_of: dict[int, int] = {}  # id(Delivered) -> its index in that batch
         self.running = False
 
     async def start(self) -> None:
@@ -123,7 +308,7 @@ class EventConsumer:
         self._task = asyncio.create_task(self._run(), name=f"consumer-{self.name}")
 
     async def stop(self) -> None:
-        """Stop fetching, finish the message in hand, commit, leave the group."""
+        """Stop fetching, finish the batch in hand, commit, leave the group."""
         self._stopping = True
         if self._task is not None:
             try:
@@ -142,8 +327,11 @@ class EventConsumer:
     async def _run(self) -> None:
         while not self._stopping:
             try:
-                batch = await self.consumer.getmany(timeout_ms=200)
-                await self._handle_batch(batch)
+                batch = await self.consumer.getmany(timeout_ms=200, max_records=self.max_batch)
+                self._pace(bool(batch))
+                if batch:
+                    await self._handle_batch(batch)
+                await self._prioritise_live()
             except Exception:
                 # e.g. the DLQ write failed because the broker is away: the batch was rewound
                 # to its first unhandled message, so nothing is skipped; try again shortly.
@@ -152,90 +340,195 @@ class EventConsumer:
                 )
                 await asyncio.sleep(1)
 
+    def _pace(self, got_records: bool) -> None:
+        """Switch the fetch wait between the busy and the idle value."""
+        now = time.monotonic()
+        if got_records:
+            self._last_records = now
+        idle = not got_records and now - self._last_records > self.idle_after_s
+        if idle != self._idle and self.idle_wait_ms != self.busy_wait_ms:
+            self._idle = idle
+            # aiokafka reads this attribute for every fetch request it builds.
+            fetcher = getattr(self.consumer, "_fetcher", None)
+            if fetcher is not None and hasattr(fetcher, "_fetch_max_wait_ms"):
+                fetcher._fetch_max_wait_ms = self.idle_wait_ms if idle else self.busy_wait_ms
+
+    async def _prioritise_live(self) -> None:
+        """Pause bulk partitions while any live partition has a backlog; resume after."""
+        assignment = self.consumer.assignment()
+        bulk = [tp for tp in assignment if tp.topic in self.bulk_topics]
+        if not bulk:
+            return
+        backlog = False
+        for tp in assignment:
+            if tp.topic in self.bulk_topics:
+                continue
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None and highwater > await self.consumer.position(tp):
+                backlog = True
+                break
+        paused = self.consumer.paused()
+        if backlog:
+            self.consumer.pause(*[tp for tp in bulk if tp not in paused])
+        elif paused:
+            self.consumer.resume(*[tp for tp in bulk if tp in paused])
+
     async def _handle_batch(
         self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> None:
-        done: dict[TopicPartition, int] = {}
+        started = time.perf_counter()
+        # Live partitions first, then the bulk lane; each partition's messages in order.
+        ordered = sorted(batch.items(), key=lambda entry: entry[0].topic in self.bulk_topics)
+        records = [message for _, messages in ordered for message in messages]
+        self._done = 0
         try:
-            for tp, messages in batch.items():
-                for message in messages:
-                    if self._stopping or not await self._process(message):
-                        break
-                    done[tp] = message.offset + 1
+            await self._handle_records(records)
         finally:
-            for tp, messages in batch.items():
-                next_offset = done.get(tp, messages[0].offset) if messages else None
-                if next_offset is not None and next_offset <= messages[-1].offset:
-                    # Unhandled messages remain: fetch them again rather than skip them.
-                    with contextlib.suppress(IllegalStateError):  # revoked: the new owner resumes
-                        self.consumer.seek(tp, next_offset)
-            if done:
-                # One commit per fetched batch: each commit is a broker round trip.
-                try:
-                    await self.consumer.commit(done)
-                except Exception as exc:
-                    # A rebalance took the partitions; the new owner redelivers from the last
-                    # commit and processed_events turns the repeats into no-ops.
-                    log.warning(
-                        "offset commit failed",
-                        extra=log_fields(consumer=self.name, error_type=type(exc).__name__),
-                    )
+            self._rewind_unhandled(records, self._done)
+            await self._commit_offsets(records[: self._done])
+            BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
 
-    async def _process(self, message: ConsumerRecord[bytes, bytes]) -> bool:
-        """Handle or dead-letter one message; False when shutdown interrupted its retries
-        (its offset is then left uncommitted, so it is redelivered)."""
+    def _rewind_unhandled(self, records: list[ConsumerRecord[bytes, bytes]], done: int) -> None:
+        """Rewind every partition with unhandled messages to its first one."""
+        first_left: dict[TopicPartition, int] = {}
+        for message in records[done:]:
+            first_left.setdefault(TopicPartition(message.topic, message.partition), message.offset)
+        for tp, offset in first_left.items():
+            with contextlib.suppress(IllegalStateError):  # revoked: the new owner resumes
+                self.consumer.seek(tp, offset)
+
+    async def _commit_offsets(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        offsets: dict[TopicPartition, int] = {}
+        for message in records:
+            offsets[TopicPartition(message.topic, message.partition)] = message.offset + 1
+        if not offsets:
+            return
+        # One commit per fetched batch: each commit is a broker round trip.
         try:
-            event = CloudEvent.from_kafka(message.value, message.headers)
-        except EnvelopeError as exc:
-            await self._dead_letter(message, exc, attempts=1)
-            return True
-        handler = self.handlers.get(event.type)
-        if handler is None:
-            CONSUMED.labels(self.name, message.topic, "ignored").inc()
-            return True
+            await self.consumer.commit(offsets)
+        except Exception as exc:
+            # A rebalance took the partitions; the new owner redelivers from the last commit
+            # and processed_events turns the repeats into no-ops.
+            log.warning(
+                "offset commit failed",
+                extra=log_fields(consumer=self.name, error_type=type(exc).__name__),
+            )
+
+    async def _handle_records(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Handle ``records`` in order; ``self._done`` counts the prefix that is done."""
+        self._index_of = {}
+        group: list[Delivered] = []
+        for index, message in enumerate(records):
+            try:
+                event = CloudEvent.from_kafka(message.value, message.headers)
+                if not self.registry.handles(event.type):
+                    CONSUMED.labels(self.name, message.topic, "ignored").inc()
+                    continue
+                data = parse_event_data(event.type, event.data)
+            except (EnvelopeError, ValidationError) as exc:
+                if await self._apply(group) < len(group):
+                    return
+                group = []
+                await self._dead_letter(message, exc, attempts=1)
+                self._done = index + 1
+                continue
+            item = Delivered(event, data, message)
+            self._index_of[id(item)] = index
+            group.append(item)
+            if len(group) >= self.max_batch:
+                if await self._apply(group) < len(group):
+                    return
+                group = []
+        if await self._apply(group) == len(group):
+            self._done = len(records)
+
+    def _advance(self, item: Delivered) -> None:
+        """Record that ``item`` (and everything before it) is done."""
+        self._done = max(self._done, self._index_of.get(id(item), -1) + 1)
+
+    async def _apply(self, items: list[Delivered]) -> int:
+        """Apply ``items`` (one transaction if all goes well); returns how many of them, as a
+        prefix, are done (handled, duplicate or dead-lettered). Less than all only when
+        shutdown interrupted a retry."""
+        if not items:
+            return 0
         try:
-            data = parse_event_data(event.type, event.data)
-        except ValidationError as exc:
-            await self._dead_letter(message, exc, attempts=1)
-            return True
+            outcomes = await apply_batch(self.db, self.processed, self.name, self.registry, items)
+        except HandlerFailed as failed:
+            start, length = failed.start, failed.length
+        except Exception:
+            start, length = 0, len(items)  # e.g. the commit failed: find out by halving
+        else:
+            BATCH_SIZE.labels(self.name).observe(len(items))
+            for item, handled in zip(items, outcomes, strict=True):
+                assert item.message is not None
+                CONSUMED.labels(
+                    self.name, item.message.topic, "handled" if handled else "duplicate"
+                ).inc()
+            self._advance(items[-1])
+            return len(items)
+        if start:
+            # The events before the failure were fine: apply them again without it.
+            done = await self._apply(items[:start])
+            if done < start:
+                return done
+        bad = items[start : start + length]
+        if len(bad) == 1:
+            if not await self._apply_alone(bad[0]):
+                return start
+        else:
+            half = len(bad) // 2
+            done = await self._apply(bad[:half])
+            if done < half:
+                return start + done
+            done = await self._apply(bad[half:])
+            if done < len(bad) - half:
+                return start + half + done
+        return start + length + await self._apply(items[start + length :])
+
+    async def _apply_alone(self, item: Delivered) -> bool:
+        """Retry one event with backoff, then dead-letter it; False when shutdown
+        interrupted the retries (its offset is then left uncommitted, so it is redelivered)."""
+        assert item.message is not None
         attempt = 0
         while True:
             attempt += 1
             started = time.perf_counter()
             try:
-                with trace_context(event.traceparent):
-                    outcome = await self._handle_once(handler, event, data)
-                HANDLE_SECONDS.labels(self.name, event.type).observe(time.perf_counter() - started)
-                CONSUMED.labels(self.name, message.topic, outcome).inc()
-                return True
-            except PermanentError as exc:
-                await self._dead_letter(message, exc, attempts=attempt)
+                outcomes = await apply_batch(
+                    self.db, self.processed, self.name, self.registry, [item]
+                )
+                HANDLE_SECONDS.labels(self.name, item.event.type).observe(
+                    time.perf_counter() - started
+                )
+                outcome = "handled" if outcomes[0] else "duplicate"
+                CONSUMED.labels(self.name, item.message.topic, outcome).inc()
+                self._advance(item)
                 return True
             except Exception as exc:
+                error = exc.error if isinstance(exc, HandlerFailed) else exc
+                if isinstance(error, PermanentError) or attempt >= self.max_attempts:
+                    await self._dead_letter(item.message, error, attempts=attempt)
+                    self._advance(item)
+                    return True
                 if self._stopping:
                     return False
-                if attempt >= self.max_attempts:
-                    await self._dead_letter(message, exc, attempts=attempt)
-                    return True
                 delay = self.retry_base_s * 2 ** (attempt - 1)
                 log.warning(
                     "handler failed; retrying",
                     extra=log_fields(
                         consumer=self.name,
-                        event_id=event.id,
-                        event_type=event.type,
+                        event_id=item.event.id,
+                        event_type=item.event.type,
                         attempt=attempt,
-                        error_type=type(exc).__name__,
+                        error_type=type(error).__name__,
                         retry_in_s=delay,
                     ),
                 )
                 await asyncio.sleep(delay)
 
-    async def _handle_once(self, handler: Handler, event: CloudEvent, data: EventData) -> str:
-        return await handle_idempotently(self.db, self.processed, self.name, handler, event, data)
-
     async def _dead_letter(
-        self, message: ConsumerRecord[bytes, bytes], error: Exception, *, attempts: int
+        self, message: ConsumerRecord[bytes, bytes], error: BaseException, *, attempts: int
     ) -> None:
         DEAD_LETTERS.labels(self.name).inc()
         CONSUMED.labels(self.name, message.topic, "dead_letter").inc()
@@ -265,45 +558,3 @@ class EventConsumer:
                 attempts=attempts,
             ),
         )
-
-
-async def handle_idempotently(
-    db: Database,
-    processed: Table,
-    consumer: str,
-    handler: Handler,
-    event: CloudEvent,
-    data: EventData,
-) -> str:
-    """Run ``handler`` in its own transaction that also records ``(consumer, event.id)``.
-
-    Returns ``"duplicate"`` (and does nothing) when the event was processed before.
-    """
-    async with db.transaction() as session:
-        return await handle_in_transaction(session, processed, consumer, handler, event, data)
-
-
-async def handle_in_transaction(
-    session: AsyncSession,
-    processed: Table,
-    consumer: str,
-    handler: Handler,
-    event: CloudEvent,
-    data: EventData,
-) -> str:
-    """The idempotent step inside a caller's transaction: skip a processed event, else
-    record it and run the handler (both commit or roll back with the caller)."""
-    seen = await session.scalar(
-        select(processed.c.event_id).where(
-            processed.c.consumer == consumer, processed.c.event_id == event.id
-        )
-    )
-    if seen is not None:
-        return "duplicate"
-    await session.execute(
-        insert(processed).values(
-            consumer=consumer, event_id=event.id, event_type=event.type, processed_at=utcnow()
-        )
-    )
-    await handler(session, event, data)
-    return "handled"
