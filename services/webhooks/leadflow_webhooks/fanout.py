@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow_shared.events import CloudEvent
@@ -29,34 +31,42 @@ def webhook_body(event: CloudEvent) -> str:
 
 async def queue_deliveries(session: AsyncSession, event: CloudEvent, lead_id: str) -> int:
     """Queue ``event`` for every active subscription whose event types match it."""
-    subscriptions = [
-        s
-        for s in await SubscriptionRepository(session).active()
-        if subscribes_to(s.event_types, event.type)
-    ]
-    if not subscriptions:
+    return await queue_many(session, [(event, lead_id)])
+
+
+async def queue_many(session: AsyncSession, events: Sequence[tuple[CloudEvent, str]]) -> int:
+    """Queue each ``(event, lead_id)`` for the active subscriptions that want it: one read
+    of the subscriptions and one multi-row insert for the whole run."""
+    active = await SubscriptionRepository(session).active()
+    if not active or not events:
         return 0
     now = utcnow()
-    body = webhook_body(event)
-    deliveries = DeliveryRepository(session)
-    for subscription in subscriptions:
-        deliveries.add(
-            Delivery(
-                id=new_id(),
-                subscription_id=subscription.id,
-                event_id=event.id,
-                event_type=event.type,
-                lead_id=lead_id,
-                body=body,
-                status=DeliveryStatus.PENDING.value,
-                attempts=0,
-                run_attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-            )
+    rows: list[dict[str, Any]] = []
+    for event, lead_id in events:
+        wanting = [s for s in active if subscribes_to(s.event_types, event.type)]
+        if not wanting:
+            continue
+        body = webhook_body(event)
+        rows.extend(
+            {
+                "id": new_id(),
+                "subscription_id": subscription.id,
+                "event_id": event.id,
+                "event_type": event.type,
+                "lead_id": lead_id,
+                "body": body,
+                "status": DeliveryStatus.PENDING.value,
+                "attempts": 0,
+                "run_attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for subscription in wanting
         )
-    session.info[DELIVERIES_QUEUED] = True
-    return len(subscriptions)
+    if rows:
+        await session.execute(insert(Delivery), rows)
+        session.info[DELIVERIES_QUEUED] = True
+    return len(rows)
 
 
 async def erase_lead_payloads(session: AsyncSession, lead_id: str) -> None:

@@ -7,6 +7,7 @@ import logging
 from leadflow_shared.service import ServiceRuntime
 from leadflow_webhooks.sender import new_http_client
 from leadflow_webhooks.settings import WebhooksSettings
+from leadflow_webhooks.subscribed_types import subscribed_types
 from leadflow_webhooks.target_policy import TargetPolicy
 from leadflow_webhooks.worker import DeliveryWorker
 
@@ -45,9 +46,11 @@ async def start_delivery_worker(runtime: ServiceRuntime) -> None:
     )
     runtime.state[WORKER] = worker
     worker.start()
+    await subscribed_types.start(runtime.db)
 
 
 async def stop_delivery_worker(runtime: ServiceRuntime) -> None:
+    await subscribed_types.stop()
     worker = worker_of(runtime)
     if worker is not None:
         await worker.stop()

@@ -76,9 +76,6 @@ class DeliveryRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    def add(self, delivery: Delivery) -> None:
-        self.session.add(delivery)
-
     async def get(self, delivery_id: str) -> Delivery | None:
         return await self.session.get(Delivery, delivery_id)
 

@@ -6,11 +6,14 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
-from leadflow_shared.events import LeadCaptured
+from leadflow_shared.events import LeadCaptured, LeadScored
 from leadflow_shared.ids import new_id, utcnow
 from leadflow_shared.service import ServiceRuntime
-from leadflow_shared.testing import auth_header, deliver, outbox_events
+from leadflow_shared.testing import auth_header, deliver, deliver_batch, outbox_events
+from leadflow_webhooks.models import Delivery
+from leadflow_webhooks.subscribed_types import subscribed_types
 from leadflow_webhooks.testing import deliveries_of, register
 
 Service = tuple[httpx.AsyncClient, ServiceRuntime]
@@ -137,3 +140,53 @@ async def test_deleting_deactivates_and_cancels_pending_deliveries(service: Serv
     await deliver(runtime, LeadCaptured(lead_id=new_id(), email="b@x.io", captured_at=utcnow()))
     assert len(await deliveries_of(client, sub["id"])) == 1
     assert (await client.delete(f"/v1/webhooks/{sub['id']}", headers=CRM)).status_code == 204
+
+
+async def test_consumer_skips_event_types_no_active_subscription_wants(
+    service: Service,
+) -> None:
+    client, runtime = service
+    registry = runtime.spec.handlers
+    assert registry is not None
+    await subscribed_types.reload()
+    assert not registry.handles("lead.scored")
+    assert registry.handles("lead.erased")  # stored bodies are erased whatever is subscribed
+    created = await register(client, "https://crm.example.com/hook", ["lead.scored"])
+    assert registry.handles("lead.scored")  # invalidated by the commit, before any reload
+    await subscribed_types.reload()
+    assert registry.handles("lead.scored")
+    assert not registry.handles("lead.assigned")
+    r = await client.delete(f"/v1/webhooks/{created['id']}", headers=CRM)
+    assert r.status_code == 204, r.text
+    await subscribed_types.reload()
+    assert not registry.handles("lead.scored")
+
+
+async def test_a_run_of_events_is_fanned_out_to_each_wanting_subscription(
+    service: Service,
+) -> None:
+    client, runtime = service
+    scored_only = await register(client, "https://crm.example.com/a", ["lead.scored"])
+    everything = await register(client, "https://crm.example.com/b", ["*"])
+    events = [
+        LeadScored(
+            lead_id=f"lead-{i}",
+            score=50,
+            fit=30,
+            engagement=20,
+            grade="B",
+            mql=True,
+            explanation=[],
+            rules_version=1,
+            scored_at=utcnow(),
+        )
+        for i in range(3)
+    ]
+    ids = [new_id() for _ in events]
+    assert await deliver_batch(runtime, list(events), event_ids=list(ids)) == [True] * 3
+    assert await deliver_batch(runtime, list(events), event_ids=list(ids)) == [False] * 3
+    async with runtime.db.read() as session:
+        rows = (await session.execute(select(Delivery.subscription_id, Delivery.event_id))).all()
+    assert sorted(rows) == sorted(
+        (sub["id"], event_id) for sub in (scored_only, everything) for event_id in ids
+    )

@@ -13,6 +13,7 @@ from leadflow_webhooks.models import Subscription
 from leadflow_webhooks.repository import DeliveryRepository, SubscriptionRepository
 from leadflow_webhooks.schemas import SubscriptionCreated, SubscriptionIn, SubscriptionOut
 from leadflow_webhooks.signing import new_secret
+from leadflow_webhooks.subscribed_types import SUBSCRIPTIONS_CHANGED
 from leadflow_webhooks.target_policy import url_problem
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
@@ -49,6 +50,7 @@ async def register_webhook(
         created_at=utcnow(),
     )
     SubscriptionRepository(session).add(subscription)
+    session.info[SUBSCRIPTIONS_CHANGED] = True
     return SubscriptionCreated(
         **subscription_out(subscription).model_dump(), secret=subscription.secret
     )
@@ -81,6 +83,7 @@ async def deactivate_webhook(
         now = utcnow()
         subscription.active = False
         subscription.deactivated_at = now
+        session.info[SUBSCRIPTIONS_CHANGED] = True
         await DeliveryRepository(session).cancel_pending(
             now=now, reason="subscription deactivated", subscription_id=subscription.id
         )
