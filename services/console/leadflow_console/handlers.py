@@ -6,7 +6,9 @@ earliest time seen and "latest" state (owner, open/closed) compares event times.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,8 +33,26 @@ from leadflow_shared.events import (
     LeadSlaBreached,
 )
 from leadflow_shared.messaging import HandlerRegistry
+from leadflow_shared.messaging.consumer import BatchHandler
 
 handlers = HandlerRegistry()
+Apply = Callable[[AsyncSession, CloudEvent, Any], Awaitable[None]]
+
+
+def _journeys_first(apply: Apply) -> BatchHandler:
+    """A set-based handler: load the run's journeys and deals in two statements, then apply
+    each event in order (the session's identity map serves every later lookup)."""
+
+    async def run(session: AsyncSession, items: Sequence[tuple[CloudEvent, Any]]) -> None:
+        lead_ids = {data.lead_id for _, data in items}
+        await JourneyRepository(session).preload(lead_ids)
+        deal_ids = {data.deal_id for _, data in items if hasattr(data, "deal_id")}
+        if deal_ids:
+            await DealRepository(session).preload(deal_ids)
+        for event, data in items:
+            await apply(session, event, data)
+
+    return run
 
 
 def earliest(current: datetime | None, seen: datetime) -> datetime:
@@ -53,7 +73,6 @@ def _close_sdr_work(journey: LeadJourney, at: datetime) -> None:
     journey.sdr_last_closed_at = latest(journey.sdr_last_closed_at, at)
 
 
-@handlers.on(LeadCaptured)
 async def record_capture(session: AsyncSession, event: CloudEvent, data: LeadCaptured) -> None:
     journey = await JourneyRepository(session).journey(data.lead_id)
     journey.captured_at = earliest(journey.captured_at, data.captured_at)
@@ -63,7 +82,6 @@ async def record_capture(session: AsyncSession, event: CloudEvent, data: LeadCap
         journey.campaign = data.campaign[:200] if data.campaign else None
 
 
-@handlers.on(LeadScored)
 async def record_mql(session: AsyncSession, event: CloudEvent, data: LeadScored) -> None:
     if not data.mql:
         return
@@ -71,7 +89,6 @@ async def record_mql(session: AsyncSession, event: CloudEvent, data: LeadScored)
     journey.mql_at = earliest(journey.mql_at, data.scored_at)
 
 
-@handlers.on(LeadAssigned)
 async def record_assignment(session: AsyncSession, event: CloudEvent, data: LeadAssigned) -> None:
     if data.role != "sdr":
         return  # an AE's load is their open deals (deals.lifecycle)
@@ -80,7 +97,6 @@ async def record_assignment(session: AsyncSession, event: CloudEvent, data: Lead
     _assign_sdr(journey, data.owner, event.time)
 
 
-@handlers.on(LeadReassigned)
 async def record_reassignment(
     session: AsyncSession, event: CloudEvent, data: LeadReassigned
 ) -> None:
@@ -93,7 +109,6 @@ async def record_reassignment(
         journey.am_owner = data.owner
 
 
-@handlers.on(LeadSlaBreached)
 async def record_sla_breach(
     session: AsyncSession, event: CloudEvent, data: LeadSlaBreached
 ) -> None:
@@ -112,7 +127,6 @@ async def record_sla_breach(
     )
 
 
-@handlers.on(AccountAssigned)
 async def record_account_owner(
     session: AsyncSession, event: CloudEvent, data: AccountAssigned
 ) -> None:
@@ -121,14 +135,12 @@ async def record_account_owner(
     journey.am_owner = data.owner
 
 
-@handlers.on(LeadAccepted)
 async def record_acceptance(session: AsyncSession, event: CloudEvent, data: LeadAccepted) -> None:
     journey = await JourneyRepository(session).journey(data.lead_id)
     journey.accepted_at = earliest(journey.accepted_at, data.accepted_at)
     journey.sdr_last_accepted_at = latest(journey.sdr_last_accepted_at, data.accepted_at)
 
 
-@handlers.on(LeadQualified)
 async def record_qualification(
     session: AsyncSession, event: CloudEvent, data: LeadQualified
 ) -> None:
@@ -137,7 +149,6 @@ async def record_qualification(
     _close_sdr_work(journey, data.qualified_at)
 
 
-@handlers.on(LeadDisqualified)
 async def record_disqualification(
     session: AsyncSession, event: CloudEvent, data: LeadDisqualified
 ) -> None:
@@ -146,13 +157,11 @@ async def record_disqualification(
     _close_sdr_work(journey, event.time)
 
 
-@handlers.on(LeadRecycled)
 async def record_recycling(session: AsyncSession, event: CloudEvent, data: LeadRecycled) -> None:
     journey = await JourneyRepository(session).journey(data.lead_id)
     _close_sdr_work(journey, event.time)
 
 
-@handlers.on(DealCreated)
 async def record_deal(session: AsyncSession, event: CloudEvent, data: DealCreated) -> None:
     deal = await DealRepository(session).deal(data.deal_id, data.lead_id, data.owner)
     deal.owner = data.owner
@@ -161,7 +170,6 @@ async def record_deal(session: AsyncSession, event: CloudEvent, data: DealCreate
     journey.deal_at = earliest(journey.deal_at, data.created_at)
 
 
-@handlers.on(DealStageChanged)
 async def record_deal_owner(
     session: AsyncSession, event: CloudEvent, data: DealStageChanged
 ) -> None:
@@ -169,7 +177,6 @@ async def record_deal_owner(
     deal.owner = data.owner
 
 
-@handlers.on(DealWon)
 async def record_win(session: AsyncSession, event: CloudEvent, data: DealWon) -> None:
     deal = await DealRepository(session).deal(data.deal_id, data.lead_id, data.owner)
     deal.closed_at, deal.outcome = data.closed_at, "won"
@@ -177,7 +184,6 @@ async def record_win(session: AsyncSession, event: CloudEvent, data: DealWon) ->
     journey.won_at = earliest(journey.won_at, data.closed_at)
 
 
-@handlers.on(DealLost)
 async def record_loss(session: AsyncSession, event: CloudEvent, data: DealLost) -> None:
     deal = await DealRepository(session).deal(data.deal_id, data.lead_id, data.owner)
     deal.closed_at, deal.outcome = data.closed_at, "lost"
@@ -185,7 +191,6 @@ async def record_loss(session: AsyncSession, event: CloudEvent, data: DealLost) 
     journey.lost_at = earliest(journey.lost_at, data.closed_at)
 
 
-@handlers.on(LeadErased)
 async def erase_lead(session: AsyncSession, event: CloudEvent, data: LeadErased) -> None:
     """console holds no personal data; source and campaign go too, so nothing about the
     person can be inferred. Stage times stay: they are anonymous funnel counts."""
@@ -193,3 +198,23 @@ async def erase_lead(session: AsyncSession, event: CloudEvent, data: LeadErased)
     journey.source = None
     journey.campaign = None
     journey.erased_at = earliest(journey.erased_at, data.erased_at)
+
+
+for _model, _apply in (
+    (LeadCaptured, record_capture),
+    (LeadScored, record_mql),
+    (LeadAssigned, record_assignment),
+    (LeadReassigned, record_reassignment),
+    (LeadSlaBreached, record_sla_breach),
+    (AccountAssigned, record_account_owner),
+    (LeadAccepted, record_acceptance),
+    (LeadQualified, record_qualification),
+    (LeadDisqualified, record_disqualification),
+    (LeadRecycled, record_recycling),
+    (DealCreated, record_deal),
+    (DealStageChanged, record_deal_owner),
+    (DealWon, record_win),
+    (DealLost, record_loss),
+    (LeadErased, erase_lead),
+):
+    handlers.on_batch(_model)(_journeys_first(_apply))

@@ -10,6 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow_console.funnel import JourneyRow
 from leadflow_console.models import Deal, LeadJourney, SlaBreach
 
+# session.info keys: rows of this transaction by id (None: known not to exist yet).
+_JOURNEYS = "console.journeys"
+_DEALS = "console.deals"
+
 # Stage name in the funnel -> column of the journey.
 STAGE_COLUMNS = {
     "captured": LeadJourney.captured_at,
@@ -29,12 +33,29 @@ class JourneyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def preload(self, lead_ids: set[str]) -> None:
+        """Load these leads' journeys in one statement; ``journey`` then needs no query."""
+        known: dict[str, LeadJourney | None] = self.session.info.setdefault(_JOURNEYS, {})
+        wanted = [lead_id for lead_id in lead_ids if lead_id not in known]
+        if not wanted:
+            return
+        known.update(dict.fromkeys(wanted))
+        for row in await self.session.scalars(
+            select(LeadJourney).where(LeadJourney.lead_id.in_(wanted))
+        ):
+            known[row.lead_id] = row
+
     async def journey(self, lead_id: str) -> LeadJourney:
         """The lead's journey, created empty on first sight (events arrive in any order)."""
-        row = await self.session.get(LeadJourney, lead_id)
+        known: dict[str, LeadJourney | None] = self.session.info.setdefault(_JOURNEYS, {})
+        if lead_id in known:
+            row = known[lead_id]
+        else:
+            row = await self.session.get(LeadJourney, lead_id)
         if row is None:
             row = LeadJourney(lead_id=lead_id)
             self.session.add(row)
+        known[lead_id] = row
         return row
 
     async def find(self, lead_id: str) -> LeadJourney | None:
@@ -115,11 +136,23 @@ class DealRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def preload(self, deal_ids: set[str]) -> None:
+        """Load these deals in one statement; ``deal`` then needs no query."""
+        known: dict[str, Deal | None] = self.session.info.setdefault(_DEALS, {})
+        wanted = [deal_id for deal_id in deal_ids if deal_id not in known]
+        if not wanted:
+            return
+        known.update(dict.fromkeys(wanted))
+        for row in await self.session.scalars(select(Deal).where(Deal.deal_id.in_(wanted))):
+            known[row.deal_id] = row
+
     async def deal(self, deal_id: str, lead_id: str, owner: str) -> Deal:
-        row = await self.session.get(Deal, deal_id)
+        known: dict[str, Deal | None] = self.session.info.setdefault(_DEALS, {})
+        row = known[deal_id] if deal_id in known else await self.session.get(Deal, deal_id)
         if row is None:
             row = Deal(deal_id=deal_id, lead_id=lead_id, owner=owner)
             self.session.add(row)
+        known[deal_id] = row
         return row
 
     async def open_deals_per_ae(self) -> list[tuple[str, int]]:

@@ -30,7 +30,7 @@ from leadflow_shared.events import (
 )
 from leadflow_shared.ids import utcnow
 from leadflow_shared.service import ServiceRuntime
-from leadflow_shared.testing import auth_header, deliver, outbox_events
+from leadflow_shared.testing import auth_header, deliver, deliver_batch, outbox_events
 
 Service = tuple[httpx.AsyncClient, ServiceRuntime]
 MANAGER = auth_header("manager", "mia")
@@ -341,3 +341,25 @@ async def test_non_mql_scores_and_ae_assignments_do_not_move_the_funnel(service:
     body = await funnel(client)
     assert body["counts"]["mql"] == 0 and body["counts"]["assigned"] == 0
     assert (await load(client))["sdr"] == []
+
+
+async def test_a_fetched_batch_of_mixed_events_builds_the_same_read_model(
+    service: Service,
+) -> None:
+    client, runtime = service
+    t0 = utcnow() - timedelta(minutes=5)
+    leads = [f"B{i}" for i in range(5)]
+    batch: list[Any] = [captured(lead, t0) for lead in leads]
+    batch += [scored(lead, True, t0 + timedelta(seconds=1)) for lead in leads]
+    batch += [assigned(lead, f"sdr-{i % 2}") for i, lead in enumerate(leads)]
+    batch += [captured("B0", t0 - timedelta(minutes=1))]  # a re-capture: earliest time wins
+    handled = await deliver_batch(runtime, batch)
+    assert handled == [True] * len(batch)
+    body = await funnel(client)
+    counts = body["counts"]
+    assert (counts["captured"], counts["mql"], counts["assigned"]) == (5, 5, 5)
+    async with runtime.db.read() as session:
+        first = await session.get(LeadJourney, "B0")
+        assert first is not None and first.captured_at == t0 - timedelta(minutes=1)
+    sdrs = {row["rep"]: row["open_leads"] for row in (await load(client))["sdr"]}
+    assert sdrs == {"sdr-0": 3, "sdr-1": 2}
