@@ -46,13 +46,16 @@ ALL_TOPICS = TOPICS + DLQ_TOPICS
 # hop latency; but every empty fetch costs the broker CPU (docs/benchmarks.md). Services on
 # the speed-to-lead path wait briefly; the others longer.
 EMBEDDED_FETCH_MAX_WAIT_MS: dict[str, int] = {
-    "lead-intake": 200,
-    "scoring": 10,
-    "routing": 10,
-    "deals": 50,
-    "webhooks": 50,
-    "console": 200,
+    "lead-intake": 50,
+    "scoring": 5,
+    "routing": 5,
+    "deals": 20,
+    "webhooks": 20,
+    "console": 50,
 }
+# After a few seconds without records every consumer switches to this longer wait, so the
+# idle system costs little; the first lead after a quiet spell pays it once per hop.
+EMBEDDED_FETCH_IDLE_WAIT_MS = 250
 
 
 @dataclass
@@ -132,6 +135,7 @@ class System:
             env.setdefault(
                 "KAFKA_FETCH_MAX_WAIT_MS", str(EMBEDDED_FETCH_MAX_WAIT_MS[definition.name])
             )
+            env.setdefault("KAFKA_FETCH_IDLE_WAIT_MS", str(EMBEDDED_FETCH_IDLE_WAIT_MS))
         log_dir = self.data_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         log = (log_dir / f"{log_name or definition.name}.log").open("ab")
@@ -147,6 +151,11 @@ class System:
                 "--port",
                 str(port),
                 "--no-access-log",
+                # uvloop and httptools: the C event loop and HTTP parser (docs/benchmarks.md).
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
                 "--timeout-graceful-shutdown",
                 "20",
             ],
