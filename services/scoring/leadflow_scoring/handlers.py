@@ -6,9 +6,10 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow_scoring.models import EngagementRow, LeadProfileRow, messaging
+from leadflow_scoring.models import messaging
 from leadflow_scoring.repository import LeadRepository
 from leadflow_scoring.rescoring import rescore_lead
+from leadflow_scoring.scoring import PROFILE_FIELDS, FitProfile
 from leadflow_shared.events import (
     AccountAssigned,
     CloudEvent,
@@ -36,30 +37,13 @@ ProfileEvent = LeadCaptured | LeadMerged | LeadUpdated
 async def _store_profile_and_rescore(session: AsyncSession, data: ProfileEvent) -> None:
     repo = LeadRepository(session)
     await repo.lock(data.lead_id)
-    if await repo.is_erased(data.lead_id):
+    now = utcnow()
+    # Each of these events carries the whole current profile: replace, do not merge.
+    profile = FitProfile(**{name: getattr(data, name) for name in PROFILE_FIELDS})
+    if not await repo.store_profile(data.lead_id, profile, now):
         log.info("event for an erased lead ignored", extra=log_fields(lead_id=data.lead_id))
         return
-    now = utcnow()
-    row = await repo.profile(data.lead_id)
-    if row is None:
-        row = LeadProfileRow(lead_id=data.lead_id)
-        repo.add_profile(row)
-    # Each of these events carries the whole current profile: replace, do not merge.
-    row.company = data.company
-    row.title = data.title
-    row.country = data.country
-    row.state = data.state
-    row.employees = data.employees
-    row.industry = data.industry
-    row.website = data.website
-    row.source = data.source
-    row.campaign = data.campaign
-    row.consent_marketing = data.consent_marketing
-    row.utm = dict(data.utm)
-    row.custom = dict(data.custom)
-    row.updated_at = now
-    await session.flush()
-    await rescore_lead(session, outbox, data.lead_id, now)
+    await rescore_lead(session, outbox, data.lead_id, now, profile)
 
 
 @handlers.on(LeadCaptured)
@@ -84,19 +68,16 @@ async def rescore_on_engagement(
     """Store the engagement; rescore if the profile is known (else when it arrives)."""
     repo = LeadRepository(session)
     await repo.lock(data.lead_id)
-    if await repo.is_erased(data.lead_id):
-        log.info("event for an erased lead ignored", extra=log_fields(lead_id=data.lead_id))
-        return
-    stored = await repo.add_engagement(
-        EngagementRow(
-            engagement_id=data.engagement_id,
-            lead_id=data.lead_id,
-            type=data.type,
-            occurred_at=data.occurred_at,
-        )
+    stored = await repo.store_engagement(
+        data.engagement_id, data.lead_id, data.type, data.occurred_at
     )
     if stored:
         await rescore_lead(session, outbox, data.lead_id, utcnow())
+    else:
+        log.info(
+            "engagement ignored: counted already, or the lead is erased",
+            extra=log_fields(lead_id=data.lead_id),
+        )
 
 
 @handlers.on(LeadErased)
@@ -109,24 +90,18 @@ async def erase_lead(session: AsyncSession, event: CloudEvent, data: LeadErased)
 
 @handlers.on(LeadAssigned)
 async def record_assignment(session: AsyncSession, event: CloudEvent, data: LeadAssigned) -> None:
-    await _set_owner(session, data.lead_id, data.role, data.owner)
+    await LeadRepository(session).set_owners([(data.lead_id, data.role, data.owner)])
 
 
 @handlers.on(LeadReassigned)
 async def record_reassignment(
     session: AsyncSession, event: CloudEvent, data: LeadReassigned
 ) -> None:
-    await _set_owner(session, data.lead_id, data.role, data.owner)
+    await LeadRepository(session).set_owners([(data.lead_id, data.role, data.owner)])
 
 
 @handlers.on(AccountAssigned)
 async def record_account_owner(
     session: AsyncSession, event: CloudEvent, data: AccountAssigned
 ) -> None:
-    await _set_owner(session, data.lead_id, "am", data.owner)
-
-
-async def _set_owner(session: AsyncSession, lead_id: str, role: str, owner: str) -> None:
-    repo = LeadRepository(session)
-    if not await repo.is_erased(lead_id):
-        await repo.set_owner(lead_id, role, owner)
+    await LeadRepository(session).set_owners([(data.lead_id, "am", data.owner)])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -45,6 +45,10 @@ class FitProfile:
         if key and group == "custom":
             return self.custom.get(key)
         return getattr(self, name, None)
+
+
+# The profile fields scoring keeps, in the read model and in its events alike.
+PROFILE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(FitProfile))
 
 
 @dataclass(frozen=True)
