@@ -45,8 +45,11 @@ unit: install
 integration: install
 	$(BIN)/pytest tests -q
 
+# The benchmark suite (docs/benchmarks.md): SQLite and PostgreSQL, ≤ ~25 min; results in
+# bench/results/. `make bench BENCH_ARGS=--quick` for development (≤ ~5 min).
+BENCH_ARGS ?=
 bench: install
-	$(BIN)/python bench/e2e_latency.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
