@@ -532,3 +532,69 @@ async def test_stopping_the_relay_flushes_what_is_committed(
     assert pending == 0
     events = await _read(broker.bootstrap_servers, topic, want=2)
     assert "flushed-on-stop" in {e.lead_id for e in events}
+
+
+async def test_live_events_are_served_before_a_bulk_backlog(
+    broker: EmbeddedBroker, db: Database
+) -> None:
+    live, bulk, name = "leads.captured", "leads.imported", "priority-svc"
+    await create_topics(broker.bootstrap_servers, [live, bulk, f"{name}.dlq"], partitions=1)
+    order: list[str] = []
+    bulk_under_way, all_done = asyncio.Event(), asyncio.Event()
+    handlers = HandlerRegistry()
+
+    @handlers.on(LeadCaptured)
+    async def captured(session: AsyncSession, event: CloudEvent, data: LeadCaptured) -> None:
+        order.append(data.lead_id)
+        if len(order) >= 40:
+            bulk_under_way.set()
+        if len(order) >= 420:
+            all_done.set()
+
+    producer = new_producer(broker.bootstrap_servers, "test")
+    await producer.start()
+
+    async def produce(topic: str, prefix: str, count: int) -> None:
+        futures = []
+        for i in range(count):
+            data = LeadCaptured(
+                lead_id=f"{prefix}-{i:03d}", email=f"{prefix}{i}@example.com", captured_at=utcnow()
+            )
+            r = CloudEvent(
+                type=data.event_type,
+                source="t",
+                subject=data.lead_id,
+                data=data.model_dump(mode="json"),
+            ).to_kafka()
+            futures.append(await producer.send(topic, r.value, key=r.key, headers=r.headers))
+        await asyncio.gather(*futures)
+
+    await produce(bulk, "bulk", 400)
+    consumer = EventConsumer(
+        name=name,
+        bootstrap_servers=broker.bootstrap_servers,
+        db=db,
+        tables=tables,
+        producer=producer,
+        handlers=handlers,
+        dlq_topic=f"{name}.dlq",
+        fetch_max_wait_ms=10,
+        max_batch=20,
+    )
+    assert consumer.topics == [live, bulk]
+    await consumer.start()
+    try:
+        await asyncio.wait_for(bulk_under_way.wait(), timeout=30)
+        await produce(live, "live", 20)
+        await asyncio.wait_for(all_done.wait(), timeout=30)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    last_live = max(i for i, lead_id in enumerate(order) if lead_id.startswith("live"))
+    first_live = min(i for i, lead_id in enumerate(order) if lead_id.startswith("live"))
+    print("live events handled at positions", first_live, "to", last_live)
+    # Once live events arrive they are served within a couple of batches, ahead of the
+    # ~360 bulk events still waiting.
+    assert last_live - first_live < 80, (first_live, last_live)
+    assert last_live < 300, (first_live, last_live)
+    assert sorted(order) == sorted({*order})  # nothing twice
