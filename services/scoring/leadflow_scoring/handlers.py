@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -88,20 +89,23 @@ async def erase_lead(session: AsyncSession, event: CloudEvent, data: LeadErased)
     await repo.erase(data.lead_id, data.erased_at)
 
 
-@handlers.on(LeadAssigned)
-async def record_assignment(session: AsyncSession, event: CloudEvent, data: LeadAssigned) -> None:
-    await LeadRepository(session).set_owners([(data.lead_id, data.role, data.owner)])
-
-
-@handlers.on(LeadReassigned)
-async def record_reassignment(
-    session: AsyncSession, event: CloudEvent, data: LeadReassigned
+# Owners are set-based: one run of assignments costs two statements, whatever its length.
+@handlers.on_batch(LeadAssigned)
+async def record_assignments(
+    session: AsyncSession, items: Sequence[tuple[CloudEvent, LeadAssigned]]
 ) -> None:
-    await LeadRepository(session).set_owners([(data.lead_id, data.role, data.owner)])
+    await LeadRepository(session).set_owners((d.lead_id, d.role, d.owner) for _, d in items)
 
 
-@handlers.on(AccountAssigned)
-async def record_account_owner(
-    session: AsyncSession, event: CloudEvent, data: AccountAssigned
+@handlers.on_batch(LeadReassigned)
+async def record_reassignments(
+    session: AsyncSession, items: Sequence[tuple[CloudEvent, LeadReassigned]]
 ) -> None:
-    await LeadRepository(session).set_owners([(data.lead_id, "am", data.owner)])
+    await LeadRepository(session).set_owners((d.lead_id, d.role, d.owner) for _, d in items)
+
+
+@handlers.on_batch(AccountAssigned)
+async def record_account_owners(
+    session: AsyncSession, items: Sequence[tuple[CloudEvent, AccountAssigned]]
+) -> None:
+    await LeadRepository(session).set_owners((d.lead_id, "am", d.owner) for _, d in items)
