@@ -1,51 +1,17 @@
-"""Two routing replicas in one consumer group: no lead assigned twice, rotation stays fair."""
+"""Two processes each of scoring and routing in their consumer groups: both share the work,
+no lead is assigned twice, rotation stays fair."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from typing import Any
 
 import httpx
 
-from leadflow_launcher.system import EMBEDDED_FETCH_MAX_WAIT_MS, System
+from leadflow_launcher.system import System
 from leadflow_shared.broker import free_port
 from tests.helpers import MANAGER, WEB, data_of, eventually, headers_of, read_topic
-
-
-def _start_second_routing(system: System) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        **system.env,
-        "LEADFLOW_DATA_DIR": str(system.data_dir),
-        "KAFKA_BOOTSTRAP_SERVERS": system.bootstrap_servers,
-        "KAFKA_FETCH_MAX_WAIT_MS": str(EMBEDDED_FETCH_MAX_WAIT_MS["routing"]),
-    }
-    log = (system.data_dir / "logs" / "routing-replica-2.log").open("ab")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "leadflow_routing.main:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    return process, f"http://127.0.0.1:{port}"
 
 
 def _consumed(metrics: str) -> float:
@@ -56,29 +22,20 @@ def _consumed(metrics: str) -> float:
     )
 
 
-async def test_two_routing_replicas_assign_each_lead_once_and_fairly(
+async def test_two_replicas_of_scoring_and_routing_assign_each_lead_once_and_fairly(
     system: System, urls: dict[str, str]
 ) -> None:
-    process, replica = _start_second_routing(system)
+    second_routing = system.start_replica("routing", free_port())
+    second_scoring = system.start_replica("scoring", free_port())
+    replica = second_routing.url
+    members = [urls["routing"], replica, urls["scoring"], second_scoring.url]
     try:
-        deadline = time.monotonic() + 60
         async with httpx.AsyncClient(timeout=10) as http:
-            while True:
-                try:
-                    if (await http.get(f"{replica}/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "second routing replica not ready"
-                await asyncio.sleep(0.3)
-            await asyncio.sleep(5)  # the group rebalances onto two members
-            before = {
-                u: _consumed((await http.get(f"{u}/metrics")).text)
-                for u in (urls["routing"], replica)
-            }
+            await asyncio.sleep(5)  # the groups rebalance onto two members each
+            before = {u: _consumed((await http.get(f"{u}/metrics")).text) for u in members}
 
             lead_ids = []
-            for i in range(24):
+            for i in range(40):
                 r = await http.post(
                     f"{urls['lead-intake']}/v1/leads",
                     headers=WEB,
@@ -103,13 +60,10 @@ async def test_two_routing_replicas_assign_each_lead_once_and_fairly(
                     bodies.append(r.json())
                 return bodies
 
-            bodies = await eventually(all_assigned, timeout_s=60, what="24 leads assigned")
-            after = {
-                u: _consumed((await http.get(f"{u}/metrics")).text)
-                for u in (urls["routing"], replica)
-            }
+            bodies = await eventually(all_assigned, timeout_s=60, what="40 leads assigned")
+            after = {u: _consumed((await http.get(f"{u}/metrics")).text) for u in members}
 
-        # Both replicas did part of the work.
+        # Every process of both services did part of the work.
         assert all(after[u] > before[u] for u in after), (before, after)
         # Exactly one SDR decision per lead, in the database and on the topic.
         for body in bodies:
@@ -122,14 +76,11 @@ async def test_two_routing_replicas_assign_each_lead_once_and_fairly(
         ours = Counter(
             d["lead_id"] for d in assigned if d["lead_id"] in set(lead_ids) and d["role"] == "sdr"
         )
-        assert set(ours.values()) == {1} and len(ours) == 24
+        assert set(ours.values()) == {1} and len(ours) == 40
         # Fair rotation over the whole NA pool (earlier tests' leads included).
         pool = Counter(d["owner"] for d in assigned if d["rule"] == "sdr-na")
         assert set(pool) == {"sdr-ana", "sdr-ben"}
         assert max(pool.values()) - min(pool.values()) <= 1, pool
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        system.stop_replica(second_routing)
+        system.stop_replica(second_scoring)

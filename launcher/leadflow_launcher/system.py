@@ -121,6 +121,18 @@ class System:
         self.wait_ready(ready_timeout_s, {f"{service}-replica-{number}": replica})
         return replica
 
+    def stop_replica(self, replica: RunningService) -> None:
+        """SIGTERM one replica started by ``start_replica`` and wait for it to leave."""
+        if replica.process.poll() is None:
+            replica.process.send_signal(signal.SIGTERM)
+        try:
+            replica.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            replica.process.kill()
+            replica.process.wait()
+        if replica in self.replicas:
+            self.replicas.remove(replica)
+
     def _spawn(
         self, definition: ServiceDef, embedded: bool, port: int | None = None, log_name: str = ""
     ) -> RunningService:
