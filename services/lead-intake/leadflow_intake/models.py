@@ -1,4 +1,5 @@
-"""lead-intake's tables: leads, engagements, forms, idempotency keys, owners read model."""
+"""lead-intake's tables: leads, engagements, forms, idempotency keys, owners read model,
+CSV imports."""
 
 from __future__ import annotations
 
@@ -85,3 +86,51 @@ class LeadOwner(Base):
     lead_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     role: Mapped[str] = mapped_column(String(10), primary_key=True)
     owner: Mapped[str] = mapped_column(String(100))
+
+
+class LeadImport(Base):
+    """One CSV import: received into ``import_rows``, then captured chunk by chunk.
+
+    ``claimed_by``/``claimed_until`` is a lease: the process receiving or processing the
+    import renews it with every chunk; when it lapses another process (or this one after
+    a restart) resumes processing, or fails an upload that was cut off.
+    """
+
+    __tablename__ = "lead_imports"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # receiving → processing → done; failed when the upload was refused or cut off.
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    filename: Mapped[str | None] = mapped_column(String(300))
+    created_by: Mapped[str] = mapped_column(String(200))
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    processed: Mapped[int] = mapped_column(Integer, default=0)
+    accepted: Mapped[int] = mapped_column(Integer, default=0)
+    merged: Mapped[int] = mapped_column(Integer, default=0)
+    rejected_count: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(String(2000))
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class StagedImportRow(Base):
+    """A received CSV row not captured yet (values keyed by lead field); deleted in the
+    transaction that captures it, so a row is captured exactly once."""
+
+    __tablename__ = "import_rows"
+
+    import_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    row: Mapped[int] = mapped_column(Integer, primary_key=True)
+    values: Mapped[dict[str, str]] = mapped_column(JSON)
+
+
+class RejectedImportRow(Base):
+    """The first rejected rows of an import with their errors (the rest are counted)."""
+
+    __tablename__ = "import_rejections"
+
+    import_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    row: Mapped[int] = mapped_column(Integer, primary_key=True)
+    errors: Mapped[list[dict[str, str]]] = mapped_column(JSON)

@@ -156,10 +156,26 @@ class ImportRejection(BaseModel):
     errors: list[dict[str, str]]
 
 
-class ImportResult(BaseModel):
+class ImportStatus(BaseModel):
+    """A CSV import: ``receiving`` → ``processing`` → ``done`` (or ``failed``).
+
+    ``rejected`` lists the first rejected rows (``import_max_listed_rejections``) with
+    their errors; ``rejected_count`` counts them all.
+    """
+
+    import_id: str
+    status: Literal["receiving", "processing", "done", "failed"]
+    filename: str | None
+    created_by: str
+    rows: int
+    processed: int
     accepted: int
     merged: int
     rejected: list[ImportRejection]
+    rejected_count: int
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
 
 
 class ErasureResult(BaseModel):

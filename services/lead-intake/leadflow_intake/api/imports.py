@@ -1,70 +1,106 @@
-"""``POST /v1/leads/import``: CSV from events and trade shows."""
+"""``POST /v1/leads/import`` (CSV from events and trade shows) and its status."""
 
 from __future__ import annotations
 
-import csv
-import io
-from typing import Annotated
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, UploadFile
-from pydantic import ValidationError
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
 
-from leadflow_intake.capture import capture_lead
-from leadflow_intake.flat import lead_from_flat
-from leadflow_intake.schemas import ImportRejection, ImportResult
+from leadflow_intake.csv_stream import MultipartFile
+from leadflow_intake.errors import PayloadTooLarge, UnsupportedMediaType
+from leadflow_intake.import_worker import import_worker
+from leadflow_intake.imports import import_status, receive_import
+from leadflow_intake.repository import ImportRepository
+from leadflow_intake.schemas import ImportStatus
 from leadflow_intake.settings import IntakeSettings
 from leadflow_shared.auth import Principal, require_roles
-from leadflow_shared.errors import InvalidInput
-from leadflow_shared.service import Runtime, SessionDep
+from leadflow_shared.errors import NotFound
+from leadflow_shared.service import Runtime
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"])
 Importer = Annotated[Principal, Depends(require_roles("integration", "manager"))]
 
+CSV_TYPES = frozenset({"text/csv", "application/csv", "text/plain", "application/octet-stream"})
+_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/csv": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+        },
+    }
+}
 
-@router.post("/import", response_model=ImportResult)
-async def import_csv(
-    file: UploadFile, session: SessionDep, runtime: Runtime, principal: Importer
-) -> ImportResult:
-    """A header row naming lead fields (``utm_source``, ``consent_marketing`` …), then leads.
 
-    Valid rows are captured (or merged); invalid rows are reported by row number (the
-    header is row 1) with each bad field, and do not stop the import.
+@router.post(
+    "/import",
+    response_model=ImportStatus,
+    responses={202: {"model": ImportStatus}, 413: {}, 415: {}},
+    openapi_extra=_BODY_DOC,
+)
+async def import_csv(request: Request, runtime: Runtime, principal: Importer) -> JSONResponse:
+    """CSV (``text/csv`` body, or a ``multipart/form-data`` part named ``file``): a header
+    row naming lead fields (case, spacing and common synonyms such as ``Email Address``
+    are understood; ``,`` or ``;``), then one lead per row.
+
+    The file is streamed into a staging table, never held in memory. Small files (up to
+    ``import_inline_rows``) are captured before answering: 200 with the result. Larger
+    ones, or any sent with ``Prefer: respond-async``, answer 202 with ``import_id``; poll
+    ``GET /v1/leads/imports/{import_id}``. Invalid rows are reported by row number (the
+    header is row 1) with each bad field and do not stop the import.
     """
     settings = runtime.settings
     assert isinstance(settings, IntakeSettings)
-    try:
-        text = (await file.read()).decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidInput.field("file", "must be UTF-8 encoded CSV") from exc
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames or "email" not in reader.fieldnames:
-        raise InvalidInput.field("file", "the header row must name an email column")
-    accepted = merged = 0
-    rejected: list[ImportRejection] = []
-    try:
-        rows = list(reader)
-    except csv.Error as exc:
-        raise InvalidInput.field("file", f"not valid CSV: {exc}") from exc
-    if len(rows) > settings.import_max_rows:
-        raise InvalidInput.field("file", f"at most {settings.import_max_rows} rows per import")
-    for number, row in enumerate(rows, start=2):
-        values = {k: v for k, v in row.items() if isinstance(k, str) and isinstance(v, str)}
-        try:
-            lead = lead_from_flat(values)
-        except ValidationError as exc:
-            rejected.append(
-                ImportRejection(
-                    row=number,
-                    errors=[
-                        {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-                        for e in exc.errors()
-                    ],
-                )
-            )
-            continue
-        result = await capture_lead(session, runtime.outbox, lead)
-        if result.status == "accepted":
-            accepted += 1
-        else:
-            merged += 1
-    return ImportResult(accepted=accepted, merged=merged, rejected=rejected)
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > settings.import_max_bytes:
+        raise PayloadTooLarge(f"the file is larger than {settings.import_max_bytes} bytes")
+    body: AsyncIterator[bytes] = request.stream()
+    multipart: MultipartFile | None = None
+    if media_type == "multipart/form-data":
+        multipart = MultipartFile(content_type)
+        body = multipart.chunks(body)
+    elif media_type not in CSV_TYPES:
+        raise UnsupportedMediaType(
+            "send the CSV as text/csv, or as the part named file of multipart/form-data"
+        )
+    worker = import_worker(runtime)
+    received = await receive_import(
+        runtime.db, settings, body, worker=worker.id, created_by=principal.sub
+    )
+    if multipart is not None and multipart.filename:
+        async with runtime.db.transaction() as session:
+            await ImportRepository(session).update(received.import_id, filename=multipart.filename)
+    wants_async = "respond-async" in request.headers.get("prefer", "").lower()
+    if received.rows <= settings.import_inline_rows and not wants_async:
+        await worker.process(received.import_id)
+    else:
+        worker.submit(received.import_id)
+    status = await import_status(runtime.db, received.import_id, settings)
+    done = status.status in ("done", "failed")
+    return JSONResponse(
+        status.model_dump(mode="json"),
+        status_code=200 if done else 202,
+        headers=None if done else {"Location": f"/v1/leads/imports/{status.import_id}"},
+    )
+
+
+@router.get("/imports/{import_id}", response_model=ImportStatus)
+async def get_import(import_id: str, runtime: Runtime, principal: Importer) -> ImportStatus:
+    """``{status, accepted, merged, rejected: [{row, errors}], rejected_count, …}``; an
+    integration sees its own imports, managers and admins every import."""
+    settings = runtime.settings
+    assert isinstance(settings, IntakeSettings)
+    status = await import_status(runtime.db, import_id, settings)
+    if not principal.is_manager and status.created_by != principal.sub:
+        raise NotFound(f"no import {import_id}")
+    return status

@@ -6,14 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Response
 
-from leadflow_intake.capture import capture_lead
+from leadflow_intake.capture_batcher import capture_batcher
 from leadflow_intake.erasure import erase_lead
-from leadflow_intake.models import IdempotencyRecord
 from leadflow_intake.repository import LeadRepository
 from leadflow_intake.schemas import Consent, ErasureResult, LeadAccepted, LeadIn, LeadOut
 from leadflow_shared.auth import Principal, require_roles
 from leadflow_shared.errors import Conflict, Forbidden, NotFound
-from leadflow_shared.ids import utcnow
 from leadflow_shared.service import Runtime, SessionDep
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"])
@@ -27,29 +25,24 @@ Admin = Annotated[Principal, Depends(require_roles("admin"))]
 async def post_lead(
     lead: LeadIn,
     response: Response,
-    session: SessionDep,
     runtime: Runtime,
     principal: Submitter,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> LeadAccepted:
     """Capture a lead. A known email merges into the existing lead (200, ``merged``)."""
-    repo = LeadRepository(session)
+    # No request-wide transaction: the capture batcher writes this lead together with
+    # the others arriving meanwhile, and answers once it is committed.
     if idempotency_key:
-        earlier = await repo.idempotent_result(principal.sub, idempotency_key)
+        async with runtime.db.sessions() as session:
+            earlier = await LeadRepository(session).idempotent_result(
+                principal.sub, idempotency_key
+            )
         if earlier is not None:
             response.status_code = 202 if earlier.status == "accepted" else 200
             return LeadAccepted(lead_id=earlier.lead_id, status=earlier.status)
-    result = await capture_lead(session, runtime.outbox, lead)
-    if idempotency_key:
-        repo.remember(
-            IdempotencyRecord(
-                client=principal.sub,
-                key=idempotency_key,
-                lead_id=result.lead_id,
-                status=result.status,
-                created_at=utcnow(),
-            )
-        )
+    result = await capture_batcher(runtime).capture(
+        lead, idempotency=(principal.sub, idempotency_key) if idempotency_key else None
+    )
     if result.status == "merged":
         response.status_code = 200
     return LeadAccepted(lead_id=result.lead_id, status=result.status)

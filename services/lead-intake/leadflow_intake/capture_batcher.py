@@ -1,0 +1,155 @@
+"""Group commit for live captures: concurrent ``POST /v1/leads`` share one transaction.
+
+Each statement and commit costs far more than the per-lead work inside it, so requests
+that arrive while a transaction is being written wait for the next one and go in
+together (no linger: a lone request is written at once). Every request still gets its
+answer only after its lead is committed. A failing group is retried lead by lead, so one
+bad lead never fails its neighbours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow_intake.capture import CaptureResult, LeadVanished, capture_leads
+from leadflow_intake.repository import LeadRepository
+from leadflow_intake.schemas import LeadIn
+from leadflow_shared.db import Database
+from leadflow_shared.ids import utcnow
+from leadflow_shared.messaging import Outbox
+from leadflow_shared.service import ServiceRuntime
+
+log = logging.getLogger(__name__)
+_STATE_KEY = "capture_batcher"
+
+
+@dataclass
+class _Pending:
+    lead: LeadIn
+    idempotency: tuple[str, str] | None
+    future: asyncio.Future[CaptureResult] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class CaptureBatcher:
+    """Writes queued captures in groups of at most ``max_batch``, one transaction each."""
+
+    def __init__(self, db: Database, outbox: Outbox, *, max_batch: int = 200) -> None:
+        self.db = db
+        self.outbox = outbox
+        self.max_batch = max_batch
+        self._queue: list[_Pending] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="capture-batcher")
+
+    async def stop(self) -> None:
+        """Write what is queued, then stop (later captures are written one by one)."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    async def capture(
+        self, lead: LeadIn, *, idempotency: tuple[str, str] | None = None
+    ) -> CaptureResult:
+        """Capture one lead; returns once it is committed. ``idempotency`` is
+        ``(client, key)``: the answer is stored under that key in the same transaction."""
+        item = _Pending(lead, idempotency)
+        if self._task is None or self._stopping:
+            await self._write([item])
+        else:
+            self._queue.append(item)
+            self._wake.set()
+        return await item.future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+                await self._write(batch)
+            if self._stopping:
+                return
+
+    async def _write(self, batch: list[_Pending], *, attempts: int = 3) -> None:
+        try:
+            async with self.db.transaction() as session:
+                results = await self._capture(session, batch)
+        except Exception as exc:
+            if len(batch) > 1:
+                for item in batch:  # isolate the culprit; the others still succeed
+                    await self._write([item])
+                return
+            if isinstance(exc, IntegrityError | LeadVanished) and attempts > 1:
+                # A race with another replica or an erasure: a fresh read settles it.
+                await self._write(batch, attempts=attempts - 1)
+                return
+            if not batch[0].future.done():
+                batch[0].future.set_exception(exc)
+            return
+        for item, result in zip(batch, results, strict=True):
+            if not item.future.done():  # the client may have gone away meanwhile
+                item.future.set_result(result)
+
+    async def _capture(self, session: AsyncSession, batch: list[_Pending]) -> list[CaptureResult]:
+        # A key repeated inside one group gets the first answer, as if posted in turn.
+        position_of_key: dict[tuple[str, str], int] = {}
+        answered_by: list[int] = []
+        leads: list[LeadIn] = []
+        for item in batch:
+            key = item.idempotency
+            if key is not None and key in position_of_key:
+                answered_by.append(position_of_key[key])
+                continue
+            if key is not None:
+                position_of_key[key] = len(leads)
+            answered_by.append(len(leads))
+            leads.append(item.lead)
+        captured = await capture_leads(session, self.outbox, leads)
+        now = utcnow()
+        await LeadRepository(session).remember_many(
+            [
+                {
+                    "client": client,
+                    "key": key,
+                    "lead_id": captured[position].lead_id,
+                    "status": captured[position].status,
+                    "created_at": now,
+                }
+                for (client, key), position in position_of_key.items()
+            ]
+        )
+        return [captured[position] for position in answered_by]
+
+
+async def start_capture_batcher(runtime: ServiceRuntime) -> None:
+    batcher = CaptureBatcher(runtime.db, runtime.outbox)
+    batcher.start()
+    runtime.state[_STATE_KEY] = batcher
+
+
+async def stop_capture_batcher(runtime: ServiceRuntime) -> None:
+    batcher = runtime.state.pop(_STATE_KEY, None)
+    if isinstance(batcher, CaptureBatcher):
+        await batcher.stop()
+
+
+def capture_batcher(runtime: ServiceRuntime) -> CaptureBatcher:
+    """The running service's batcher (one per process)."""
+    batcher = runtime.state.get(_STATE_KEY)
+    if not isinstance(batcher, CaptureBatcher):
+        # Outside the lifespan (never in a running service): write each lead alone.
+        batcher = CaptureBatcher(runtime.db, runtime.outbox)
+    return batcher
