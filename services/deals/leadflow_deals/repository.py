@@ -4,17 +4,129 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import (
+    Executable,
+    Table,
+    and_,
+    bindparam,
+    case,
+    exists,
+    insert,
+    null,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow_deals.models import Deal, ErasedLead, OwnerChange, Quota, StageChange
 from leadflow_deals.stages import OPEN_STAGES
+from leadflow_shared.ids import new_id
+
+
+@cache
+def _open_deal_statement(dialect: str) -> Executable:
+    """Open a deal unless the lead has an open one (the partial unique index decides), with
+    the company left out if the lead is erased; returns the company stored. Built once."""
+    deals = cast(Table, Deal.__table__)
+    # Table columns, not ORM attributes: no ORM execution step on every run.
+    tombstones = cast(Table, ErasedLead.__table__)
+    erased = exists().where(tombstones.c.lead_id == bindparam("lead_id"))
+    now = bindparam("now", type_=deals.c.created_at.type)
+    company = case((erased, null()), else_=bindparam("company", type_=deals.c.company.type))
+    source = select(
+        bindparam("id", type_=deals.c.id.type),
+        bindparam("lead_id", type_=deals.c.lead_id.type),
+        bindparam("owner", type_=deals.c.owner.type),
+        bindparam("stage", type_=deals.c.stage.type),
+        bindparam("currency", type_=deals.c.currency.type),
+        company,
+        company,
+        now,
+        now,
+        case((erased, now), else_=null()),
+    )
+    columns = [
+        "id",
+        "lead_id",
+        "owner",
+        "stage",
+        "currency",
+        "name",
+        "company",
+        "created_at",
+        "updated_at",
+        "erased_at",
+    ]
+    statement: Executable = (
+        _dialect_insert(dialect)(deals)
+        .from_select(columns, source)
+        .on_conflict_do_nothing(
+            index_elements=[deals.c.lead_id], index_where=deals.c.closed_at.is_(None)
+        )
+        .returning(deals.c.company)
+    )
+    return statement
+
+
+_STAGE_CHANGE = insert(cast(Table, StageChange.__table__))
+
+
+def _dialect_insert(dialect: str) -> Any:
+    """The dialect's ``insert`` (both have ``on_conflict_do_nothing``)."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 class DealRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def open_deal(
+        self,
+        *,
+        deal_id: str,
+        lead_id: str,
+        owner: str,
+        stage: str,
+        currency: str,
+        company: str | None,
+        now: datetime,
+        opened_by: str,
+    ) -> tuple[bool, str | None]:
+        """Open a deal and record its first stage in two statements.
+
+        Returns ``(opened, company)``: not opened when the lead has an open deal already;
+        the company is None when the lead is erased.
+        """
+        dialect = self.session.get_bind().dialect.name
+        values = {
+            "id": deal_id,
+            "lead_id": lead_id,
+            "owner": owner,
+            "stage": stage,
+            "currency": currency,
+            "company": company,
+            "now": now,
+        }
+        row = (await self.session.execute(_open_deal_statement(dialect), values)).first()
+        if row is None:
+            return False, None
+        await self.session.execute(
+            _STAGE_CHANGE,
+            {
+                "id": new_id(),
+                "deal_id": deal_id,
+                "from_stage": None,
+                "to_stage": stage,
+                "at": now,
+                "by": opened_by,
+            },
+        )
+        return True, row.company
 
     def add(self, *rows: Deal | StageChange | OwnerChange) -> None:
         self.session.add_all(rows)
@@ -78,8 +190,13 @@ class DealRepository:
             .where(Deal.lead_id == lead_id)
             .values(name=None, company=None, close_reason=None, notes=None, erased_at=erased_at)
         )
-        if await self.session.get(ErasedLead, lead_id) is None:
-            self.session.add(ErasedLead(lead_id=lead_id, erased_at=erased_at))
+        # One idempotent statement (a redelivered erasure finds the tombstone there).
+        dialect = self.session.get_bind().dialect.name
+        await self.session.execute(
+            _dialect_insert(dialect)(ErasedLead.__table__)
+            .values(lead_id=lead_id, erased_at=erased_at)
+            .on_conflict_do_nothing(index_elements=["lead_id"])
+        )
 
     async def is_erased(self, lead_id: str) -> bool:
         return await self.session.get(ErasedLead, lead_id) is not None

@@ -10,10 +10,16 @@ import httpx
 
 from leadflow_deals.main import create_app
 from leadflow_deals.settings import DealsSettings
-from leadflow_shared.events import LeadAssigned, LeadErased, LeadReassigned
+from leadflow_shared.events import EventData, LeadAssigned, LeadErased, LeadReassigned
 from leadflow_shared.ids import new_id
 from leadflow_shared.service import ServiceRuntime
-from leadflow_shared.testing import auth_header, deliver, outbox_events, running_service
+from leadflow_shared.testing import (
+    auth_header,
+    deliver,
+    deliver_batch,
+    outbox_events,
+    running_service,
+)
 
 Service = tuple[httpx.AsyncClient, ServiceRuntime]
 OpenDeal = Callable[..., Awaitable[str]]
@@ -209,3 +215,38 @@ async def test_redelivered_erasure_is_harmless(service: Service) -> None:
     event = LeadErased(lead_id=new_id(), erased_at=datetime.now(UTC))
     assert await deliver(runtime, event, event_id="erase-1") is True
     assert await deliver(runtime, event, event_id="erase-1") is False
+
+
+async def test_batch_opens_moves_and_erases_in_event_order(service: Service) -> None:
+    client, runtime = service
+    moved, erased, sdr_only = new_id(), new_id(), new_id()
+    batch: list[EventData] = [
+        assigned(moved, "ae-1"),
+        assigned(sdr_only, "sdr-1", role="sdr"),
+        assigned(moved, "ae-2"),
+        LeadErased(lead_id=erased, erased_at=datetime.now(UTC)),
+        assigned(erased, "ae-3", company="Initech"),
+    ]
+    assert await deliver_batch(runtime, batch) == [True] * 5
+    created = {e["lead_id"]: e for e in await outbox_events(runtime, "deal.created")}
+    assert set(created) == {moved, erased}
+    assert created[erased]["company"] is None
+    deal = (await client.get(f"/v1/deals/{created[moved]['deal_id']}", headers=MANAGER)).json()
+    assert deal["owner"] == "ae-2"
+    assert [(c["from_owner"], c["to_owner"], c["reason"]) for c in deal["owner_history"]] == [
+        ("ae-1", "ae-2", "assigned again")
+    ]
+
+
+async def test_redelivered_batch_has_no_second_effect(service: Service) -> None:
+    client, runtime = service
+    lead_id = new_id()
+    batch: list[EventData] = [assigned(lead_id, "ae-1"), reassigned(lead_id, "ae-2")]
+    ids: list[str | None] = ["evt-a", "evt-b"]
+    assert await deliver_batch(runtime, batch, event_ids=ids) == [True, True]
+    assert await deliver_batch(runtime, batch, event_ids=ids) == [False, False]
+    (deal,) = await deals_of(client)
+    assert deal["owner"] == "ae-2"
+    assert len(await outbox_events(runtime, "deal.created")) == 1
+    full = (await client.get(f"/v1/deals/{deal['deal_id']}", headers=MANAGER)).json()
+    assert len(full["owner_history"]) == 1 and len(full["stage_history"]) == 1

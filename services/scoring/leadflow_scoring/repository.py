@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Set
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow_scoring.models import (
@@ -131,7 +131,7 @@ class LeadRepository:
         insert = dialect_insert(self.dialect)(LeadOwner.__table__).values(rows)
         await self.session.execute(
             insert.on_conflict_do_update(
-                index_elements=[LeadOwner.lead_id, LeadOwner.role],
+                index_elements=["lead_id", "role"],
                 set_={"owner": insert.excluded.owner},
             )
         )
@@ -139,20 +139,20 @@ class LeadRepository:
     async def erased_among(self, lead_ids: Set[str]) -> set[str]:
         if not lead_ids:
             return set()
+        erased = cast(Table, ErasedLead.__table__)
         rows = await self.session.scalars(
-            select(ErasedLead.lead_id).where(ErasedLead.lead_id.in_(lead_ids))
+            select(erased.c.lead_id).where(erased.c.lead_id.in_(lead_ids))
         )
         return set(rows)
 
     async def erase(self, lead_id: str, erased_at: datetime) -> None:
-        """Delete everything held about the lead; keep only an id tombstone (written at
-        once: later events of the same batch check it with Core statements)."""
+        """Delete everything held about the lead; keep only an id tombstone."""
         for model in (LeadProfileRow, EngagementRow, LeadScoreRow, LeadOwner):
             await self.session.execute(delete(model).where(model.lead_id == lead_id))
         await self.session.execute(
             dialect_insert(self.dialect)(ErasedLead.__table__)
             .values(lead_id=lead_id, erased_at=erased_at)
-            .on_conflict_do_nothing(index_elements=[ErasedLead.lead_id])
+            .on_conflict_do_nothing(index_elements=["lead_id"])
         )
 
 

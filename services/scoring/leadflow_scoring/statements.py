@@ -34,7 +34,10 @@ class HotStatements:
 
 
 def _not_erased() -> Any:
-    return ~exists().where(ErasedLead.lead_id == bindparam("lead_id"))
+    # Table columns, not ORM attributes: an ORM-enabled statement goes through the ORM's
+    # execution step every time.
+    erased = cast(Table, ErasedLead.__table__)
+    return ~exists().where(erased.c.lead_id == bindparam("lead_id"))
 
 
 def _typed_params(table: Table, columns: tuple[str, ...]) -> Any:
