@@ -1,4 +1,4 @@
-"""Applying routing decisions: owners, SLA clocks, rotation counters, history, events."""
+"""Applying routing decisions: owners, SLA clocks, counters, history, events."""
 
 from __future__ import annotations
 
@@ -7,11 +7,17 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow_routing.decisions import NoRepAvailable, RoutingDecision, TeamState, decide
-from leadflow_routing.models import Decision, Rep, RoutedLead
-from leadflow_routing.repository import RoutingRepository, start_of_day
-from leadflow_routing.rules.document import DEFAULT_RULES, RuleSet
-from leadflow_routing.team.availability import RepView
+from leadflow_routing.configuration import ROUTING_CONFIG
+from leadflow_routing.counters import (
+    assignment_changes,
+    day_scope,
+    open_work,
+    open_work_changes,
+    open_work_counted,
+)
+from leadflow_routing.decisions import NoRepAvailable, RoutingDecision, decide
+from leadflow_routing.models import Decision, RoutedLead
+from leadflow_routing.repository import RoutingRepository
 from leadflow_shared.events import (
     AccountAssigned,
     LeadAssigned,
@@ -24,29 +30,8 @@ from leadflow_shared.messaging import Outbox
 WAITING = {"sdr": "waiting_for_rep", "ae": "waiting_for_ae", "am": "waiting_for_am"}
 
 
-def rep_view(rep: Rep) -> RepView:
-    return RepView(
-        id=rep.id,
-        role=rep.role,
-        team=rep.team,
-        territories=tuple(rep.territories),
-        segments=tuple(rep.segments),
-        capacity_per_day=rep.capacity_per_day,
-        weight=rep.weight,
-        working_hours=rep.working_hours,
-        out_of_office=rep.out_of_office,
-        out_of_office_until=rep.out_of_office_until,
-        active=rep.active,
-    )
-
-
 def lead_attributes(lead: RoutedLead) -> dict[str, object]:
     return {**lead.profile, "company": lead.company, "score": lead.score}
-
-
-async def current_rule_set(repo: RoutingRepository) -> RuleSet:
-    row = await repo.current_rules()
-    return DEFAULT_RULES if row is None else RuleSet.model_validate(row.document)
 
 
 async def route(
@@ -57,17 +42,19 @@ async def route(
     *,
     exclude: Collection[str] = (),
 ) -> RoutingDecision | NoRepAvailable:
-    """Decide who of ``role`` gets ``lead`` now, from the current rules and team state."""
+    """Decide who of ``role`` gets ``lead`` now, from the current rules and team state.
+
+    Two statements on a warm cache (one on SQLite): the decision lock, then the
+    configuration version with every counter the decision needs."""
     repo = RoutingRepository(session)
-    await repo.lock_role(role)
-    team = TeamState(
-        assigned_today=await repo.assigned_since(start_of_day(now)),
-        open_load=await repo.open_load(role),
-        rotation=await repo.rotation(role),
+    # The lead's pending changes are written once, with the decision's, not before each read.
+    with session.no_autoflush:
+        await repo.lock_decisions()
+        version, team = await repo.team_state(role, day_scope(now))
+        config = await ROUTING_CONFIG.get(repo, version)
+    return decide(
+        role, lead_attributes(lead), config.rule_set, config.reps(role), team, now, exclude=exclude
     )
-    reps = [rep_view(r) for r in await repo.reps(role)]
-    rule_set = await current_rule_set(repo)
-    return decide(role, lead_attributes(lead), rule_set, reps, team, now, exclude=exclude)
 
 
 def record(lead: RoutedLead, kind: str, reason: str, now: datetime, **fields: object) -> Decision:
@@ -83,7 +70,8 @@ async def _wait(
         repo.add(
             record(lead, "waiting", outcome.reason, now, role=outcome.role, skipped=outcome.skipped)
         )
-        lead.status = status
+        async with open_work_counted(repo, lead):
+            lead.status = status
         lead.updated_at = now
 
 
@@ -93,13 +81,21 @@ async def _apply(
     decision: RoutingDecision,
     now: datetime,
     *,
+    status: str,
     kind: str = "assigned",
     previous: str | None = None,
 ) -> datetime | None:
+    """Give the lead to the decision's owner: owner, status, counters (one statement) and
+    the decision record."""
     sla_due = now + timedelta(minutes=decision.sla_minutes) if decision.sla_minutes else None
+    before = open_work(lead)
     setattr(lead, decision.role, decision.owner)
+    lead.status = status
     lead.updated_at = now
-    await repo.count_rotation(decision.pool, decision.owner, now)
+    with repo.session.no_autoflush:
+        await repo.add_to_counters(
+            assignment_changes(decision, now) + open_work_changes(before, open_work(lead))
+        )
     repo.add(
         record(
             lead,
@@ -128,8 +124,7 @@ async def assign_sdr(
     if isinstance(outcome, NoRepAvailable):
         await _wait(repo, lead, outcome, now)
         return
-    lead.sla_due_at = await _apply(repo, lead, outcome, now)
-    lead.status = "assigned"
+    lead.sla_due_at = await _apply(repo, lead, outcome, now, status="assigned")
     await outbox.add(session, _assigned_event(lead, outcome, lead.sla_due_at))
 
 
@@ -140,8 +135,7 @@ async def assign_ae(session: AsyncSession, outbox: Outbox, lead: RoutedLead, now
     if isinstance(outcome, NoRepAvailable):
         await _wait(repo, lead, outcome, now)
         return
-    await _apply(repo, lead, outcome, now)
-    lead.status = "qualified"
+    await _apply(repo, lead, outcome, now, status="qualified")
     await outbox.add(session, _assigned_event(lead, outcome, None))
 
 
@@ -152,8 +146,7 @@ async def assign_am(session: AsyncSession, outbox: Outbox, lead: RoutedLead, now
     if isinstance(outcome, NoRepAvailable):
         await _wait(repo, lead, outcome, now)
         return
-    await _apply(repo, lead, outcome, now)
-    lead.status = "won"
+    await _apply(repo, lead, outcome, now, status="won")
     await outbox.add(
         session,
         AccountAssigned(
@@ -207,7 +200,9 @@ async def breach_sla(
             )
         )
         return
-    lead.sla_due_at = await _apply(repo, lead, outcome, now, kind="reassigned", previous=previous)
+    lead.sla_due_at = await _apply(
+        repo, lead, outcome, now, status="assigned", kind="reassigned", previous=previous
+    )
     await outbox.add(
         session,
         LeadReassigned(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow_routing.assignment import assign_am, assign_sdr, record
+from leadflow_routing.counters import open_work_counted
 from leadflow_routing.models import RoutedLead, outbox
 from leadflow_routing.repository import RoutingRepository
 from leadflow_shared.events import (
@@ -110,9 +111,11 @@ async def on_deal_won(session: AsyncSession, event: CloudEvent, data: DealWon) -
 @handlers.on(DealLost)
 async def on_deal_lost(session: AsyncSession, event: CloudEvent, data: DealLost) -> None:
     lead = await _lead(session, data.lead_id)
-    lead.status = "lost"
+    repo = RoutingRepository(session)
+    async with open_work_counted(repo, lead):
+        lead.status = "lost"
     lead.updated_at = utcnow()
-    RoutingRepository(session).add(
+    repo.add(
         record(
             lead,
             "deal_lost",

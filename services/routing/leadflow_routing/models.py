@@ -1,4 +1,4 @@
-"""routing's tables: the team directory, rule sets, leads it routes, decisions, rotation."""
+"""routing's tables: the team directory, rule sets, leads it routes, decisions, counters."""
 
 from __future__ import annotations
 
@@ -98,12 +98,37 @@ class Decision(Base):
     by: Mapped[str | None] = mapped_column(String(100))
 
 
-class RotationEntry(Base):
-    """How many leads each rep received from a pool, for fair rotation."""
+class RepCounter(Base):
+    """The counters routing decides on, per rep, kept up to date in the transaction of each
+    change so that a decision reads them instead of scanning history:
 
-    __tablename__ = "rotation"
+    - ``rotation`` / ``<role>:<rule id>`` (a pool): leads the rep received from that pool,
+      with the time of the last one (round-robin and weighted fairness);
+    - ``assigned_on`` / ``YYYY-MM-DD`` (UTC day): leads assigned or reassigned to the rep
+      that day, of any pool (daily capacity);
+    - ``open`` / ``<role>``: the rep's open leads in that role — SDR: assigned or
+      accepted, AE: qualified, AM: every account (load-balanced strategy).
+    """
 
-    pool: Mapped[str] = mapped_column(String(200), primary_key=True)
+    __tablename__ = "rep_counters"
+
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(200), primary_key=True)
     rep_id: Mapped[str] = mapped_column(String(100), primary_key=True)
-    assigned_count: Mapped[int] = mapped_column(Integer, default=0)
-    last_assigned_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    value: Mapped[int] = mapped_column(Integer)
+    last_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ConfigVersion(Base):
+    """One row whose ``version`` changes in the transaction of every change to the rules
+    or the team directory: decisions read it to know whether their cached copy is current.
+
+    A fresh UUIDv7 rather than a counter, so a change that rolled back can never leave its
+    number to be reused by another change with different content.
+    """
+
+    __tablename__ = "config_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[str] = mapped_column(String(36))
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow_routing.assignment import assign_ae, record
+from leadflow_routing.counters import open_work_counted
 from leadflow_routing.models import RoutedLead, outbox
 from leadflow_routing.repository import RoutingRepository
 from leadflow_shared.auth import Principal
@@ -99,12 +100,12 @@ async def _sdr_step(
     _ensure_status(lead, allowed, action)
     assert lead.sdr is not None
     now = utcnow()
-    lead.status = status
+    repo = RoutingRepository(session)
+    async with open_work_counted(repo, lead):
+        lead.status = status
     lead.sla_due_at = None
     lead.updated_at = now
-    RoutingRepository(session).add(
-        record(lead, kind, reason, now, role="sdr", owner=lead.sdr, by=principal.sub)
-    )
+    repo.add(record(lead, kind, reason, now, role="sdr", owner=lead.sdr, by=principal.sub))
     return lead.sdr, now
 
 

@@ -2,16 +2,63 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Table, and_, func, or_, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow_routing.models import Decision, Rep, RotationEntry, RoutedLead, RuleSetVersion
+from leadflow_routing.decisions import TeamState
+from leadflow_routing.models import (
+    ConfigVersion,
+    Decision,
+    Rep,
+    RepCounter,
+    RoutedLead,
+    RuleSetVersion,
+)
 from leadflow_routing.strategies import RotationStats
+from leadflow_routing.team.availability import RepView
+from leadflow_shared.ids import new_id, utcnow
 
 # Open work per role; an account manager keeps every account, so "am" has no filter.
 OPEN_STATUSES = {"sdr": ("assigned", "accepted"), "ae": ("qualified",)}
+
+
+counters: Table = RepCounter.__table__  # type: ignore[assignment]
+config_version: Table = ConfigVersion.__table__  # type: ignore[assignment]
+reps: Table = Rep.__table__  # type: ignore[assignment]
+REP_VIEW_COLUMNS = [
+    reps.c[name]
+    for name in (
+        "id",
+        "role",
+        "team",
+        "territories",
+        "segments",
+        "capacity_per_day",
+        "weight",
+        "working_hours",
+        "out_of_office",
+        "out_of_office_until",
+        "active",
+    )
+]
+CONFIG_ROW = 1
+# session.info key: the transaction that holds the decision lock.
+_LOCKED_IN = "leadflow.routing.locked_in"
+
+
+class CounterChange(NamedTuple):
+    """``delta`` added to one counter of ``rep_counters`` (see :class:`RepCounter`)."""
+
+    kind: str
+    scope: str
+    rep_id: str
+    value: int
+    last_at: datetime | None = None
 
 
 class RoutingRepository:
@@ -25,7 +72,7 @@ class RoutingRepository:
             query = query.with_for_update()
         return await self.session.scalar(query)
 
-    def add(self, row: RoutedLead | Decision | Rep | RuleSetVersion | RotationEntry) -> None:
+    def add(self, row: RoutedLead | Decision | Rep | RuleSetVersion) -> None:
         self.session.add(row)
 
     async def history(self, lead_id: str) -> list[Decision]:
@@ -85,57 +132,117 @@ class RoutingRepository:
             query = query.where(Rep.role == role)
         return list(await self.session.scalars(query))
 
-    async def assigned_since(self, since: datetime) -> dict[str, int]:
-        rows = await self.session.execute(
-            select(Decision.owner, func.count())
-            .where(Decision.kind.in_(("assigned", "reassigned")), Decision.at >= since)
-            .group_by(Decision.owner)
+    async def all_reps(self) -> list[RepView]:
+        """The whole directory as plain views (Core: nothing enters the identity map)."""
+        rows = await self.session.execute(select(*REP_VIEW_COLUMNS).order_by(reps.c.id))
+        return [
+            RepView(
+                **{
+                    **row._mapping,
+                    "territories": tuple(row.territories),
+                    "segments": tuple(row.segments),
+                }
+            )
+            for row in rows
+        ]
+
+    # --- counters ------------------------------------------------------------------------
+    async def team_state(self, role: str, day: str) -> tuple[str, TeamState]:
+        """The configuration version and every counter a decision for ``role`` on ``day``
+        needs (``day``: the UTC day, as ``counters.day_scope``), in one statement."""
+        query = (
+            select(
+                config_version.c.version,
+                counters.c.kind,
+                counters.c.scope,
+                counters.c.rep_id,
+                counters.c.value,
+                counters.c.last_at,
+            )
+            .select_from(
+                config_version.outerjoin(
+                    counters,
+                    or_(
+                        counters.c.kind == "rotation",
+                        and_(counters.c.kind == "assigned_on", counters.c.scope == day),
+                        and_(counters.c.kind == "open", counters.c.scope == role),
+                    ),
+                )
+            )
+            .where(config_version.c.id == CONFIG_ROW)
         )
-        return {owner: count for owner, count in rows if owner}
+        version: str | None = None
+        assigned: dict[str, int] = {}
+        load: dict[str, int] = {}
+        rotation: dict[str, dict[str, RotationStats]] = {}
+        for row in await self.session.execute(query):
+            version = row.version
+            if row.kind == "rotation":
+                rotation.setdefault(row.scope, {})[row.rep_id] = RotationStats(
+                    row.value, row.last_at
+                )
+            elif row.kind == "assigned_on":
+                assigned[row.rep_id] = row.value
+            elif row.kind == "open":
+                load[row.rep_id] = row.value
+        if version is None:
+            raise RuntimeError("config_version has no row: run routing's migrations")
+        return version, TeamState(assigned_today=assigned, open_load=load, rotation=rotation)
 
-    async def open_load(self, role: str) -> dict[str, int]:
-        column = {"sdr": RoutedLead.sdr, "ae": RoutedLead.ae, "am": RoutedLead.am}[role]
-        query = select(column, func.count()).where(column.is_not(None)).group_by(column)
-        if role != "am":
-            query = query.where(RoutedLead.status.in_(OPEN_STATUSES[role]))
-        rows = await self.session.execute(query)
-        return {owner: count for owner, count in rows if owner}
+    async def add_to_counters(self, changes: Sequence[CounterChange]) -> None:
+        """Add each change's delta to its counter (created at the delta), in one statement.
 
-    async def rotation(self, role: str) -> dict[str, dict[str, RotationStats]]:
-        rows = await self.session.scalars(
-            select(RotationEntry).where(RotationEntry.pool.like(f"{role}:%"))
+        Takes the decision lock first (PostgreSQL), so counter rows are always locked after
+        it and never in an order that could deadlock with a decision."""
+        if not changes:
+            return
+        await self.lock_decisions()
+        dialect = self.session.get_bind().dialect.name
+        upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = upsert(counters).values([change._asdict() for change in changes])
+        statement = statement.on_conflict_do_update(
+            index_elements=[counters.c.kind, counters.c.scope, counters.c.rep_id],
+            set_={
+                "value": counters.c.value + statement.excluded.value,
+                "last_at": func.coalesce(statement.excluded.last_at, counters.c.last_at),
+            },
         )
-        out: dict[str, dict[str, RotationStats]] = {}
-        for row in rows:
-            out.setdefault(row.pool, {})[row.rep_id] = RotationStats(
-                row.assigned_count, row.last_assigned_at
-            )
-        return out
+        await self.session.execute(statement)
 
-    async def count_rotation(self, pool: str, rep_id: str, at: datetime) -> None:
-        row = await self.session.get(RotationEntry, (pool, rep_id))
-        if row is None:
-            self.session.add(
-                RotationEntry(pool=pool, rep_id=rep_id, assigned_count=1, last_assigned_at=at)
-            )
-        else:
-            row.assigned_count += 1
-            row.last_assigned_at = at
+    async def lock_decisions(self) -> None:
+        """Serialise routing decisions across replicas (a PostgreSQL advisory lock held to
+        the end of the transaction), so no decision reads counters that a concurrent one is
+        about to change. Taken once per transaction. One lock for every role: a batch may
+        decide for several roles, and two locks taken in different orders could deadlock.
+        SQLite needs none: a transaction that writes holds the database's write lock."""
+        if self.session.get_bind().dialect.name != "postgresql":
+            return
+        sync = self.session.sync_session
+        current = sync.get_nested_transaction() or sync.get_transaction()
+        if current is not None and self.session.info.get(_LOCKED_IN) is current:
+            return
+        await self.session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": "routing:decisions"}
+        )
+        # Held until this transaction ends: a new transaction (or savepoint) locks again.
+        self.session.info[_LOCKED_IN] = sync.get_nested_transaction() or sync.get_transaction()
 
-    async def lock_role(self, role: str) -> None:
-        """Serialise decisions for one role across replicas (PostgreSQL advisory lock), so
-        rotation counters are never read stale by a concurrent decision."""
-        if self.session.get_bind().dialect.name == "postgresql":
-            await self.session.execute(
-                text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"routing:{role}"}
+    async def config_changed(self) -> None:
+        """Mark a change of the rules or the directory (same transaction as the change), so
+        every replica's cached copy is refreshed at its next decision."""
+        dialect = self.session.get_bind().dialect.name
+        upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        values = {"id": CONFIG_ROW, "version": new_id(), "changed_at": utcnow()}
+        statement = upsert(config_version).values(values)
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[config_version.c.id],
+                set_={"version": statement.excluded.version, "changed_at": values["changed_at"]},
             )
+        )
 
     # --- rules ---------------------------------------------------------------------------
     async def current_rules(self) -> RuleSetVersion | None:
         return await self.session.scalar(
             select(RuleSetVersion).order_by(RuleSetVersion.version.desc()).limit(1)
         )
-
-
-def start_of_day(now: datetime) -> datetime:
-    return now.replace(hour=0, minute=0, second=0, microsecond=0)

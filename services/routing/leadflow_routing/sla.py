@@ -31,6 +31,8 @@ class SlaTimer(PeriodicTask):
         acted = 0
         async with self.db.transaction() as session:
             repo = RoutingRepository(session)
+            # Before claiming leads: a batch of events holding the lock may want one of them.
+            await repo.lock_decisions()
             now = utcnow()
             for lead in await repo.sla_due(now):
                 await breach_sla(session, outbox, lead, now)

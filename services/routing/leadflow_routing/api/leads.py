@@ -56,7 +56,11 @@ class QueueItem(BaseModel):
 
 
 async def _lead(session: SessionDep, lead_id: str) -> RoutedLead:
-    lead = await RoutingRepository(session).lead(lead_id, for_update=True)
+    """The lead to act on, locked; the decision lock first, as the SLA timer takes it, so
+    this never waits for it while holding a lead that a batch of events wants."""
+    repo = RoutingRepository(session)
+    await repo.lock_decisions()
+    lead = await repo.lead(lead_id, for_update=True)
     if lead is None:
         raise NotFound(f"no lead {lead_id} known to routing (not yet an MQL?)")
     return lead

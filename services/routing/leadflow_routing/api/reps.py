@@ -8,10 +8,10 @@ from fastapi import APIRouter, Depends, Query
 
 from leadflow_routing.models import Rep
 from leadflow_routing.repository import RoutingRepository
+from leadflow_routing.team import directory
 from leadflow_routing.team.schemas import SELF_SERVICE_FIELDS, RepIn, RepOut, RepPatch, RepRole
 from leadflow_shared.auth import CurrentPrincipal, Principal, require_roles
 from leadflow_shared.errors import Conflict, Forbidden, NotFound
-from leadflow_shared.ids import utcnow
 from leadflow_shared.service import SessionDep
 
 router = APIRouter(prefix="/v1/reps", tags=["team"])
@@ -24,17 +24,9 @@ def rep_out(rep: Rep) -> RepOut:
 
 @router.post("", status_code=201, response_model=RepOut)
 async def create_rep(body: RepIn, session: SessionDep, principal: Manager) -> RepOut:
-    repo = RoutingRepository(session)
-    if await repo.rep(body.id) is not None:
+    if await RoutingRepository(session).rep(body.id) is not None:
         raise Conflict(f"rep {body.id} exists; PATCH /v1/reps/{body.id} to change it")
-    now = utcnow()
-    data = body.model_dump()
-    data["email"] = str(body.email)
-    data["working_hours"] = body.working_hours.model_dump() if body.working_hours else None
-    rep = Rep(**data, created_at=now, updated_at=now)
-    repo.add(rep)
-    await session.flush()
-    return rep_out(rep)
+    return rep_out(await directory.add_rep(session, body))
 
 
 @router.get("", response_model=list[RepOut])
@@ -65,9 +57,4 @@ async def patch_rep(
         principal.sub != rep_id or not set(changes) <= SELF_SERVICE_FIELDS
     ):
         raise Forbidden("reps may change only their own working_hours and out_of_office")
-    for name, value in changes.items():
-        if name == "email" and value is not None:
-            value = str(value)
-        setattr(rep, name, value)
-    rep.updated_at = utcnow()
-    return rep_out(rep)
+    return rep_out(await directory.change_rep(session, rep, changes))

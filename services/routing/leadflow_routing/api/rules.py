@@ -7,13 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from leadflow_routing.assignment import current_rule_set
+from leadflow_routing.configuration import current_rule_set
 from leadflow_routing.models import RuleSetVersion
 from leadflow_routing.repository import RoutingRepository
 from leadflow_routing.rules.document import RuleSet
+from leadflow_routing.rules.versions import publish_rules
 from leadflow_shared.auth import Principal, require_roles
 from leadflow_shared.errors import InvalidInput
-from leadflow_shared.ids import utcnow
 from leadflow_shared.service import SessionDep
 
 router = APIRouter(prefix="/v1/routing/rules", tags=["rules"])
@@ -53,12 +53,4 @@ async def put_rules(body: RuleSet, session: SessionDep, principal: Manager) -> R
                 raise InvalidInput.field(
                     f"rules.{index}.pool.reps", f"{rep_id} is not a known {rule.role}"
                 )
-    current = await repo.current_rules()
-    row = RuleSetVersion(
-        version=(current.version if current else 0) + 1,
-        document=body.model_dump(mode="json"),
-        created_at=utcnow(),
-        created_by=principal.sub,
-    )
-    repo.add(row)
-    return _out(body, row)
+    return _out(body, await publish_rules(session, body, principal.sub))

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from leadflow_routing.assignment import lead_attributes, rep_view
+from leadflow_routing.assignment import lead_attributes
 from leadflow_routing.repository import RoutingRepository
 from leadflow_routing.rules.document import RuleSet
 from leadflow_routing.simulation import PastLead, simulate
@@ -31,7 +31,7 @@ async def simulate_rules(
 ) -> dict[str, Any]:
     """Who would have received which of the last ``limit`` MQLs, against who did."""
     repo = RoutingRepository(session)
-    reps = [rep_view(r) for r in await repo.reps("sdr")]
+    reps = [rep for rep in await repo.all_reps() if rep.role == "sdr"]
     past = [
         PastLead(lead.id, lead_attributes(lead), lead.captured_at or lead.updated_at, lead.sdr)
         for lead in await repo.mql_leads(body.limit)
