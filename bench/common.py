@@ -87,6 +87,10 @@ class Monitor:
             except psutil.Error:
                 pass
 
+    def untrack(self, name: str) -> None:
+        with self._lock:
+            self._tracked.pop(name, None)
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="bench-monitor", daemon=True)
         self._thread.start()
