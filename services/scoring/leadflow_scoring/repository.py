@@ -1,28 +1,30 @@
 """Every query scoring makes.
 
-The event paths run prebuilt Core statements (:mod:`leadflow_scoring.statements`): upserts
-with ``RETURNING`` and multi-row inserts, no identity map, no flush.
+The event paths run prebuilt Core statements (:mod:`leadflow_scoring.statements`) on sets
+of leads: one statement per kind of read or write for a whole run of events, whatever its
+length; no identity map, no flush.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Set
+from collections import defaultdict
+from collections.abc import Collection, Mapping
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, delete, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow_scoring import statements
 from leadflow_scoring.models import (
     EngagementRow,
-    ErasedLead,
     LeadOwner,
     LeadProfileRow,
     LeadScoreRow,
     RulesVersionRow,
 )
-from leadflow_scoring.scoring import PROFILE_FIELDS, EngagementFact, FitProfile, ScoreResult
-from leadflow_scoring.statements import LOCK_LEAD, HotStatements, dialect_insert, hot_statements
+from leadflow_scoring.scoring import PROFILE_FIELDS, EngagementFact, FitProfile
+from leadflow_scoring.statements import Upserts, upserts
 
 
 class LeadRepository:
@@ -33,41 +35,61 @@ class LeadRepository:
         self.dialect = session.get_bind().dialect.name
 
     @property
-    def _hot(self) -> HotStatements:
-        return hot_statements(self.dialect)
+    def _upserts(self) -> Upserts:
+        return upserts(self.dialect)
 
-    async def lock(self, lead_id: str) -> None:
-        """Serialise this transaction with others touching the same lead.
+    async def lock(self, *lead_ids: str) -> None:
+        """Serialise this transaction with others touching the same leads.
 
         A lead's profile and engagements arrive on different topics, which different group
         members may handle at once; without the lock each could score without the other's
-        uncommitted fact. The lock is held until commit (a whole fetched batch); taking it
-        again in the same transaction is free. SQLite needs none: the service already
-        serialises its writers.
+        uncommitted fact. Locks are held until commit (a whole fetched batch); taking one
+        again in the same transaction is free. Several leads are locked in one statement,
+        in sorted order. SQLite needs none: the service already serialises its writers.
         """
-        if self.dialect == "postgresql":
-            await self.session.execute(LOCK_LEAD, {"lead_id": lead_id})
+        if self.dialect != "postgresql" or not lead_ids:
+            return
+        if len(lead_ids) == 1:
+            await self.session.execute(statements.LOCK_LEAD, {"lead_id": lead_ids[0]})
+        else:
+            keys = sorted(set(lead_ids))
+            await self.session.execute(statements.LOCK_LEADS, {"lead_ids": keys})
 
-    async def store_profile(self, lead_id: str, profile: FitProfile, now: datetime) -> bool:
-        """Replace the lead's profile in one upsert; False (nothing stored) if it is erased."""
-        values: dict[str, Any] = {name: getattr(profile, name) for name in PROFILE_FIELDS}
-        values.update(
-            lead_id=lead_id, utm=dict(profile.utm), custom=dict(profile.custom), updated_at=now
-        )
-        result = await self.session.execute(self._hot.store_profile, values)
-        return result.first() is not None
+    async def store_profiles(self, profiles: Mapping[str, FitProfile], now: datetime) -> None:
+        """Replace each lead's profile (one executemany upsert)."""
+        rows = [
+            {
+                **{name: getattr(profile, name) for name in PROFILE_FIELDS},
+                "lead_id": lead_id,
+                "utm": dict(profile.utm),
+                "custom": dict(profile.custom),
+                "updated_at": now,
+            }
+            for lead_id, profile in profiles.items()
+        ]
+        if rows:
+            await self.session.execute(self._upserts.store_profiles, rows)
 
     async def fit_profile(self, lead_id: str) -> FitProfile | None:
-        row = (await self.session.execute(self._hot.fit_profile, {"lead_id": lead_id})).first()
+        row = (await self.session.execute(statements.FIT_PROFILE, {"lead_id": lead_id})).first()
         if row is None:
             return None
         profile = row._asdict()
         profile.update(utm=dict(profile["utm"]), custom=dict(profile["custom"]))
         return FitProfile(**profile)
 
-    async def engagement_facts(self, lead_id: str) -> list[EngagementFact]:
-        rows = await self.session.execute(self._hot.engagement_facts, {"lead_id": lead_id})
-        return [EngagementFact(type=kind, occurred_at=at) for kind, at in rows]
+    async def engagement_facts(self, lead_ids: Collection[str]) -> dict[str, list[EngagementFact]]:
+        """Each lead's engagements, oldest first (leads without any are absent)."""
+        facts: dict[str, list[EngagementFact]] = defaultdict(list)
+        rows = await self.session.execute(statements.ENGAGEMENT_FACTS, {"lead_ids": lead_ids})
+        for lead_id, kind, occurred_at in rows:
+            facts[lead_id].append(EngagementFact(type=kind, occurred_at=occurred_at))
+        return facts
+
+    async def mql_since(self, lead_ids: Collection[str]) -> dict[str, datetime | None]:
+        """When each scored lead first became an MQL (None: not yet); unscored leads absent."""
+        rows = await self.session.execute(statements.MQL_SINCE, {"lead_ids": lead_ids})
+        return {lead_id: mql_at for lead_id, mql_at in rows}
 
     async def store_engagement(
         self, engagement_id: str, lead_id: str, kind: str, occurred_at: datetime
@@ -80,31 +102,13 @@ class LeadRepository:
             "type": kind,
             "occurred_at": occurred_at,
         }
-        result = await self.session.execute(self._hot.store_engagement, values)
+        result = await self.session.execute(self._upserts.store_engagement, values)
         return result.first() is not None
 
-    async def store_score(
-        self, lead_id: str, result: ScoreResult, rules_version: int, now: datetime
-    ) -> tuple[bool, bool]:
-        """Upsert the lead's score; returns ``(mql, became_mql)``.
-
-        ``mql_at`` is set once, the first time the threshold is met: the lead became an
-        MQL now exactly when the stored ``mql_at`` is this ``now``.
-        """
-        values = {
-            "lead_id": lead_id,
-            "score": result.score,
-            "fit": result.fit,
-            "engagement": result.engagement,
-            "grade": result.grade,
-            "mql": result.meets_threshold,
-            "mql_at": now if result.meets_threshold else None,
-            "explanation": [factor.model_dump() for factor in result.explanation],
-            "rules_version": rules_version,
-            "scored_at": now,
-        }
-        mql_at = (await self.session.execute(self._hot.store_score, values)).scalar_one()
-        return mql_at is not None, result.meets_threshold and mql_at == now
+    async def store_scores(self, rows: Collection[Mapping[str, Any]]) -> None:
+        """Upsert scores, one row per lead (one executemany)."""
+        if rows:
+            await self.session.execute(self._upserts.store_scores, list(rows))
 
     async def score(self, lead_id: str) -> LeadScoreRow | None:
         return await self.session.get(LeadScoreRow, lead_id)
@@ -113,11 +117,11 @@ class LeadRepository:
         rows = await self.session.scalars(select(LeadOwner).where(LeadOwner.lead_id == lead_id))
         return {row.role: row.owner for row in rows}
 
-    async def set_owners(self, owners: Iterable[tuple[str, str, str]]) -> None:
-        """Record ``(lead_id, role, owner)`` assignments in order, in at most two statements:
-        the last owner per lead and role wins; erased leads are left out."""
+    async def set_owners(self, assignments: Collection[tuple[str, str, str]]) -> None:
+        """Record ``(lead_id, role, owner)`` assignments given in event order, in at most two
+        statements: the last owner per lead and role wins; erased leads are left out."""
         latest: dict[tuple[str, str], str] = {}
-        for lead_id, role, owner in owners:
+        for lead_id, role, owner in assignments:
             latest[(lead_id, role)] = owner
         erased = await self.erased_among({lead_id for lead_id, _ in latest})
         rows = [
@@ -126,23 +130,13 @@ class LeadRepository:
             for (lead_id, role), owner in sorted(latest.items())
             if lead_id not in erased
         ]
-        if not rows:
-            return
-        insert = dialect_insert(self.dialect)(LeadOwner.__table__).values(rows)
-        await self.session.execute(
-            insert.on_conflict_do_update(
-                index_elements=["lead_id", "role"],
-                set_={"owner": insert.excluded.owner},
-            )
-        )
+        if rows:
+            await self.session.execute(self._upserts.set_owners, rows)
 
-    async def erased_among(self, lead_ids: Set[str]) -> set[str]:
+    async def erased_among(self, lead_ids: Collection[str]) -> set[str]:
         if not lead_ids:
             return set()
-        erased = cast(Table, ErasedLead.__table__)
-        rows = await self.session.scalars(
-            select(erased.c.lead_id).where(erased.c.lead_id.in_(lead_ids))
-        )
+        rows = await self.session.scalars(statements.ERASED_AMONG, {"lead_ids": list(lead_ids)})
         return set(rows)
 
     async def erase(self, lead_id: str, erased_at: datetime) -> None:
@@ -150,9 +144,7 @@ class LeadRepository:
         for model in (LeadProfileRow, EngagementRow, LeadScoreRow, LeadOwner):
             await self.session.execute(delete(model).where(model.lead_id == lead_id))
         await self.session.execute(
-            dialect_insert(self.dialect)(ErasedLead.__table__)
-            .values(lead_id=lead_id, erased_at=erased_at)
-            .on_conflict_do_nothing(index_elements=["lead_id"])
+            self._upserts.add_tombstone, {"lead_id": lead_id, "erased_at": erased_at}
         )
 
 

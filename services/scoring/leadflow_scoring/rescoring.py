@@ -1,8 +1,10 @@
-"""Rescoring one lead: load its facts, score them, keep the MQL sticky, announce the score."""
+"""Rescoring leads: load their facts, score them, keep the MQL sticky, announce the scores."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,39 +15,62 @@ from leadflow_shared.events import LeadScored
 from leadflow_shared.messaging import Outbox
 
 
-async def rescore_lead(
+async def rescore_leads(
     session: AsyncSession,
     outbox: Outbox,
-    lead_id: str,
+    profiles: Sequence[tuple[str, FitProfile]],
     now: datetime,
-    profile: FitProfile | None = None,
-) -> LeadScored | None:
-    """Score the lead under the rules in force and stage ``lead.scored``.
+) -> list[LeadScored]:
+    """Score each ``(lead_id, profile)`` in order under the rules in force and stage one
+    ``lead.scored`` per item, in a fixed number of statements however many items there are.
 
-    ``profile`` is the lead's profile when the caller has just stored it (else it is read).
-    Returns None (nothing scored) while the lead's profile has not arrived yet. Once a
-    lead is an MQL it stays one: ``became_mql`` is true only on the first crossing, so
-    routing never receives a second MQL for the same lead.
+    A lead may appear several times (one item per event): each item is scored as the lead
+    stood after that event. Once a lead is an MQL it stays one: ``became_mql`` is true only
+    on the first crossing, so routing never receives a second MQL for the same lead. The
+    caller holds the leads' locks.
     """
+    if not profiles:
+        return []
     repo = LeadRepository(session)
-    if profile is None:
-        profile = await repo.fit_profile(lead_id)
-        if profile is None:
-            return None
+    lead_ids = list(dict.fromkeys(lead_id for lead_id, _ in profiles))
     rules = await current_rules(session)
-    result = score_lead(profile, await repo.engagement_facts(lead_id), rules.rules, now)
-    mql, became_mql = await repo.store_score(lead_id, result, rules.version, now)
-    scored = LeadScored(
-        lead_id=lead_id,
-        score=result.score,
-        fit=result.fit,
-        engagement=result.engagement,
-        grade=result.grade,
-        mql=mql,
-        became_mql=became_mql,
-        explanation=list(result.explanation),
-        rules_version=rules.version,
-        scored_at=now,
-    )
-    await outbox.add(session, scored)
+    engagements = await repo.engagement_facts(lead_ids)
+    mql_since = await repo.mql_since(lead_ids)
+    scored: list[LeadScored] = []
+    latest: dict[str, dict[str, Any]] = {}
+    for lead_id, profile in profiles:
+        result = score_lead(profile, engagements.get(lead_id, ()), rules.rules, now)
+        mql_at = mql_since.get(lead_id)
+        became_mql = mql_at is None and result.meets_threshold
+        if became_mql:
+            mql_at = mql_since[lead_id] = now
+        explanation = list(result.explanation)
+        latest[lead_id] = {
+            "lead_id": lead_id,
+            "score": result.score,
+            "fit": result.fit,
+            "engagement": result.engagement,
+            "grade": result.grade,
+            "mql": mql_at is not None,
+            "mql_at": mql_at,
+            "explanation": [factor.model_dump() for factor in explanation],
+            "rules_version": rules.version,
+            "scored_at": now,
+        }
+        scored.append(
+            LeadScored(
+                lead_id=lead_id,
+                score=result.score,
+                fit=result.fit,
+                engagement=result.engagement,
+                grade=result.grade,
+                mql=mql_at is not None,
+                became_mql=became_mql,
+                explanation=explanation,
+                rules_version=rules.version,
+                scored_at=now,
+            )
+        )
+    await repo.store_scores(latest.values())
+    await outbox.add_many(session, scored)
     return scored

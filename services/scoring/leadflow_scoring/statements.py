@@ -1,9 +1,11 @@
-"""The Core statements of the per-event paths, built once per dialect.
+"""The Core statements of the event paths, built once per dialect.
 
-Each runs for every event: building a statement (and its cache key) costs more Python
-than executing it, so they are built once with bind parameters and executed with values.
-SQLite and PostgreSQL share the shape (``INSERT … ON CONFLICT … RETURNING``); only the
-dialect's ``insert`` differs.
+They run for every event or run of events: building a statement (and its cache key) costs
+more Python than executing it, so each is built once with bind parameters and executed with
+values — several rows as one executemany, lead ids as an expanding ``IN``. Table columns,
+not ORM attributes: an ORM-enabled statement goes through the ORM's execution step every
+time. SQLite and PostgreSQL share the shape (``INSERT … ON CONFLICT``); only the dialect's
+``insert`` differs.
 """
 
 from __future__ import annotations
@@ -12,92 +14,114 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Executable, Table, bindparam, exists, func, select, text
+from sqlalchemy import BindParameter, Executable, Table, bindparam, exists, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
-from leadflow_scoring.models import EngagementRow, ErasedLead, LeadProfileRow, LeadScoreRow
+from leadflow_scoring.models import (
+    EngagementRow,
+    ErasedLead,
+    LeadOwner,
+    LeadProfileRow,
+    LeadScoreRow,
+)
 from leadflow_scoring.scoring import PROFILE_FIELDS
 
-PROFILE_COLUMNS: tuple[str, ...] = ("lead_id", *PROFILE_FIELDS, "updated_at")
 ENGAGEMENT_COLUMNS = ("engagement_id", "lead_id", "type", "occurred_at")
 
+# The same key for one lead and for many: hashtextextended of the lead id.
 LOCK_LEAD = text("SELECT pg_advisory_xact_lock(hashtextextended(:lead_id, 0))")
+# Many leads in one statement, in the order given (sorted by the caller): transactions
+# that lock overlapping runs take the shared keys in the same order.
+LOCK_LEADS = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended(t.lead_id, 0)) "
+    "FROM unnest(CAST(:lead_ids AS TEXT[])) WITH ORDINALITY AS t(lead_id, n) ORDER BY t.n"
+)
+
+profiles = cast(Table, LeadProfileRow.__table__)
+engagements = cast(Table, EngagementRow.__table__)
+scores = cast(Table, LeadScoreRow.__table__)
+owners = cast(Table, LeadOwner.__table__)
+tombstones = cast(Table, ErasedLead.__table__)
+
+_LEAD_IDS: BindParameter[str] = bindparam("lead_ids", expanding=True)
+
+FIT_PROFILE = select(*(profiles.c[name] for name in PROFILE_FIELDS)).where(
+    profiles.c.lead_id == bindparam("lead_id")
+)
+ENGAGEMENT_FACTS = (
+    select(engagements.c.lead_id, engagements.c.type, engagements.c.occurred_at)
+    .where(engagements.c.lead_id.in_(_LEAD_IDS))
+    .order_by(engagements.c.occurred_at)
+)
+MQL_SINCE = select(scores.c.lead_id, scores.c.mql_at).where(scores.c.lead_id.in_(_LEAD_IDS))
+ERASED_AMONG = select(tombstones.c.lead_id).where(tombstones.c.lead_id.in_(_LEAD_IDS))
 
 
 @dataclass(frozen=True)
-class HotStatements:
-    store_profile: Executable
-    fit_profile: Executable
-    engagement_facts: Executable
+class Upserts:
+    store_profiles: Executable
     store_engagement: Executable
-    store_score: Executable
-
-
-def _not_erased() -> Any:
-    # Table columns, not ORM attributes: an ORM-enabled statement goes through the ORM's
-    # execution step every time.
-    erased = cast(Table, ErasedLead.__table__)
-    return ~exists().where(erased.c.lead_id == bindparam("lead_id"))
-
-
-def _typed_params(table: Table, columns: tuple[str, ...]) -> Any:
-    # A SELECT of typed parameters: the insert's source, guarded by the tombstone.
-    return select(*(bindparam(c, type_=table.c[c].type) for c in columns)).where(_not_erased())
-
-
-@cache
-def hot_statements(dialect: str) -> HotStatements:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-
-    profiles = cast(Table, LeadProfileRow.__table__)
-    profile_insert = insert(profiles).from_select(
-        list(PROFILE_COLUMNS), _typed_params(profiles, PROFILE_COLUMNS)
-    )
-    store_profile = profile_insert.on_conflict_do_update(
-        index_elements=[profiles.c.lead_id],
-        set_={c: profile_insert.excluded[c] for c in PROFILE_COLUMNS if c != "lead_id"},
-    ).returning(profiles.c.lead_id)
-
-    engagements = cast(Table, EngagementRow.__table__)
-    store_engagement = (
-        insert(engagements)
-        .from_select(list(ENGAGEMENT_COLUMNS), _typed_params(engagements, ENGAGEMENT_COLUMNS))
-        .on_conflict_do_nothing(index_elements=[engagements.c.engagement_id])
-        .returning(engagements.c.engagement_id)
-    )
-
-    scores = cast(Table, LeadScoreRow.__table__)
-    score_insert = insert(scores)
-    new = score_insert.excluded
-    # mql_at is set once, the first time the threshold is met, and never cleared.
-    store_score = score_insert.on_conflict_do_update(
-        index_elements=[scores.c.lead_id],
-        set_={
-            "score": new.score,
-            "fit": new.fit,
-            "engagement": new.engagement,
-            "grade": new.grade,
-            "mql": scores.c.mql_at.is_not(None) | new.mql,
-            "mql_at": func.coalesce(scores.c.mql_at, new.mql_at),
-            "explanation": new.explanation,
-            "rules_version": new.rules_version,
-            "scored_at": new.scored_at,
-        },
-    ).returning(scores.c.mql_at)
-
-    return HotStatements(
-        store_profile=store_profile,
-        fit_profile=select(*(profiles.c[name] for name in PROFILE_FIELDS)).where(
-            profiles.c.lead_id == bindparam("lead_id")
-        ),
-        engagement_facts=select(engagements.c.type, engagements.c.occurred_at)
-        .where(engagements.c.lead_id == bindparam("lead_id"))
-        .order_by(engagements.c.occurred_at),
-        store_engagement=store_engagement,
-        store_score=store_score,
-    )
+    store_scores: Executable
+    set_owners: Executable
+    add_tombstone: Executable
 
 
 def dialect_insert(dialect: str) -> Any:
     """The dialect's ``insert`` (both have ``on_conflict_do_*`` and ``excluded``)."""
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+@cache
+def upserts(dialect: str) -> Upserts:
+    insert = dialect_insert(dialect)
+
+    profile_insert = insert(profiles)
+    store_profiles = profile_insert.on_conflict_do_update(
+        index_elements=["lead_id"],
+        set_={c: profile_insert.excluded[c] for c in (*PROFILE_FIELDS, "updated_at")},
+    )
+
+    # The engagement is kept unless its id is known or the lead is erased.
+    not_erased = ~exists().where(tombstones.c.lead_id == bindparam("lead_id"))
+    source = select(*(bindparam(c, type_=engagements.c[c].type) for c in ENGAGEMENT_COLUMNS)).where(
+        not_erased
+    )
+    store_engagement = (
+        insert(engagements)
+        .from_select(list(ENGAGEMENT_COLUMNS), source)
+        .on_conflict_do_nothing(index_elements=["engagement_id"])
+        .returning(engagements.c.engagement_id)
+    )
+
+    score_insert = insert(scores)
+    new = score_insert.excluded
+    store_scores = score_insert.on_conflict_do_update(
+        index_elements=["lead_id"],
+        set_={
+            "score": new.score,
+            "fit": new.fit,
+            "engagement": new.engagement,
+            "grade": new.grade,
+            "mql": new.mql,
+            # Set once, the first time the threshold is met, and never cleared.
+            "mql_at": func.coalesce(scores.c.mql_at, new.mql_at),
+            "explanation": new.explanation,
+            "rules_version": new.rules_version,
+            "scored_at": new.scored_at,
+        },
+    )
+
+    owner_insert = insert(owners)
+    set_owners = owner_insert.on_conflict_do_update(
+        index_elements=["lead_id", "role"], set_={"owner": owner_insert.excluded.owner}
+    )
+
+    add_tombstone = insert(tombstones).on_conflict_do_nothing(index_elements=["lead_id"])
+
+    return Upserts(
+        store_profiles=store_profiles,
+        store_engagement=store_engagement,
+        store_scores=store_scores,
+        set_owners=set_owners,
+        add_tombstone=add_tombstone,
+    )
