@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import Table, and_, func, or_, select, text
+from sqlalchemy import Table, and_, bindparam, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -61,16 +61,55 @@ class CounterChange(NamedTuple):
     last_at: datetime | None = None
 
 
+def _counter_upsert(insert: Any) -> Any:
+    statement = insert(counters)
+    return statement.on_conflict_do_update(
+        index_elements=[counters.c.kind, counters.c.scope, counters.c.rep_id],
+        set_={
+            "value": counters.c.value + statement.excluded.value,
+            "last_at": func.coalesce(statement.excluded.last_at, counters.c.last_at),
+        },
+    )
+
+
+# The hot path's statements, built once (building costs more CPU than SQLite's execution).
+_LEAD = select(RoutedLead).where(RoutedLead.id == bindparam("lead_id"))
+_LEAD_FOR_UPDATE = _LEAD.with_for_update()
+_TEAM_STATE = (
+    select(
+        config_version.c.version,
+        counters.c.kind,
+        counters.c.scope,
+        counters.c.rep_id,
+        counters.c.value,
+        counters.c.last_at,
+    )
+    .select_from(
+        config_version.outerjoin(
+            counters,
+            or_(
+                counters.c.kind == "rotation",
+                and_(counters.c.kind == "assigned_on", counters.c.scope == bindparam("day")),
+                and_(counters.c.kind == "open", counters.c.scope == bindparam("role")),
+            ),
+        )
+    )
+    .where(config_version.c.id == CONFIG_ROW)
+)
+_ADD_TO_COUNTERS = {
+    "postgresql": _counter_upsert(postgresql.insert),
+    "sqlite": _counter_upsert(sqlite.insert),
+}
+
+
 class RoutingRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     # --- leads ---------------------------------------------------------------------------
     async def lead(self, lead_id: str, *, for_update: bool = False) -> RoutedLead | None:
-        query = select(RoutedLead).where(RoutedLead.id == lead_id)
-        if for_update:
-            query = query.with_for_update()
-        return await self.session.scalar(query)
+        query = _LEAD_FOR_UPDATE if for_update else _LEAD
+        return await self.session.scalar(query, {"lead_id": lead_id})
 
     def add(self, row: RoutedLead | Decision | Rep | RuleSetVersion) -> None:
         self.session.add(row)
@@ -150,32 +189,12 @@ class RoutingRepository:
     async def team_state(self, role: str, day: str) -> tuple[str, TeamState]:
         """The configuration version and every counter a decision for ``role`` on ``day``
         needs (``day``: the UTC day, as ``counters.day_scope``), in one statement."""
-        query = (
-            select(
-                config_version.c.version,
-                counters.c.kind,
-                counters.c.scope,
-                counters.c.rep_id,
-                counters.c.value,
-                counters.c.last_at,
-            )
-            .select_from(
-                config_version.outerjoin(
-                    counters,
-                    or_(
-                        counters.c.kind == "rotation",
-                        and_(counters.c.kind == "assigned_on", counters.c.scope == day),
-                        and_(counters.c.kind == "open", counters.c.scope == role),
-                    ),
-                )
-            )
-            .where(config_version.c.id == CONFIG_ROW)
-        )
         version: str | None = None
         assigned: dict[str, int] = {}
         load: dict[str, int] = {}
         rotation: dict[str, dict[str, RotationStats]] = {}
-        for row in await self.session.execute(query):
+        rows = await self.session.execute(_TEAM_STATE, {"role": role, "day": day})
+        for row in rows:
             version = row.version
             if row.kind == "rotation":
                 rotation.setdefault(row.scope, {})[row.rep_id] = RotationStats(
@@ -190,7 +209,7 @@ class RoutingRepository:
         return version, TeamState(assigned_today=assigned, open_load=load, rotation=rotation)
 
     async def add_to_counters(self, changes: Sequence[CounterChange]) -> None:
-        """Add each change's delta to its counter (created at the delta), in one statement.
+        """Add each change's delta to its counter (created at the delta), in one execution.
 
         Takes the decision lock first (PostgreSQL), so counter rows are always locked after
         it and never in an order that could deadlock with a decision."""
@@ -198,16 +217,7 @@ class RoutingRepository:
             return
         await self.lock_decisions()
         dialect = self.session.get_bind().dialect.name
-        upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = upsert(counters).values([change._asdict() for change in changes])
-        statement = statement.on_conflict_do_update(
-            index_elements=[counters.c.kind, counters.c.scope, counters.c.rep_id],
-            set_={
-                "value": counters.c.value + statement.excluded.value,
-                "last_at": func.coalesce(statement.excluded.last_at, counters.c.last_at),
-            },
-        )
-        await self.session.execute(statement)
+        await self.session.execute(_ADD_TO_COUNTERS[dialect], [c._asdict() for c in changes])
 
     async def lock_decisions(self) -> None:
         """Serialise routing decisions across replicas (a PostgreSQL advisory lock held to
