@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from leadflow_intake.countries import ISO_3166_ALPHA2
+from leadflow_intake.emails import Email
 from leadflow_shared.validation import LongText, Name, ShortText
 
 CustomValue = str | int | float | bool | None
@@ -32,7 +33,7 @@ class LeadIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr = Field(max_length=320)
+    email: Email
     first_name: Name | None = None
     last_name: Name | None = None
     company: Name | None = None
@@ -113,7 +114,7 @@ EngagementType = Literal[
 class EngagementIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr | None = None
+    email: Email | None = None
     lead_id: Annotated[str, Field(max_length=36)] | None = None
     type: EngagementType
     occurred_at: datetime | None = None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Response
+from fastapi import APIRouter, Depends, Header
+from fastapi.responses import JSONResponse
 
 from leadflow_intake.capture_batcher import capture_batcher
 from leadflow_intake.erasure import erase_lead
@@ -21,31 +22,39 @@ Reader = Annotated[Principal, Depends(require_roles("integration", "manager", "s
 Admin = Annotated[Principal, Depends(require_roles("admin"))]
 
 
-@router.post("", status_code=202, response_model=LeadAccepted)
+@router.post(
+    "",
+    status_code=202,
+    response_model=LeadAccepted,
+    responses={200: {"model": LeadAccepted, "description": "merged into a known lead"}},
+)
 async def post_lead(
     lead: LeadIn,
-    response: Response,
     runtime: Runtime,
     principal: Submitter,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-) -> LeadAccepted:
+) -> JSONResponse:
     """Capture a lead. A known email merges into the existing lead (200, ``merged``)."""
     # No request-wide transaction: the capture batcher writes this lead together with
-    # the others arriving meanwhile, and answers once it is committed.
+    # the others arriving meanwhile, and answers once it is committed. The answer is
+    # built directly (the hot path skips response-model validation of two strings).
     if idempotency_key:
         async with runtime.db.sessions() as session:
             earlier = await LeadRepository(session).idempotent_result(
                 principal.sub, idempotency_key
             )
         if earlier is not None:
-            response.status_code = 202 if earlier.status == "accepted" else 200
-            return LeadAccepted(lead_id=earlier.lead_id, status=earlier.status)
+            return _accepted(earlier.lead_id, earlier.status)
     result = await capture_batcher(runtime).capture(
         lead, idempotency=(principal.sub, idempotency_key) if idempotency_key else None
     )
-    if result.status == "merged":
-        response.status_code = 200
-    return LeadAccepted(lead_id=result.lead_id, status=result.status)
+    return _accepted(result.lead_id, result.status)
+
+
+def _accepted(lead_id: str, status: str) -> JSONResponse:
+    return JSONResponse(
+        {"lead_id": lead_id, "status": status}, status_code=202 if status == "accepted" else 200
+    )
 
 
 @router.get("/{lead_id}", response_model=LeadOut)
