@@ -16,7 +16,7 @@ from leadflow_routing.counters import (
     open_work_counted,
 )
 from leadflow_routing.decisions import NoRepAvailable, RoutingDecision, decide
-from leadflow_routing.models import Decision, RoutedLead
+from leadflow_routing.models import RoutedLead
 from leadflow_routing.repository import RoutingRepository
 from leadflow_shared.events import (
     AccountAssigned,
@@ -57,8 +57,11 @@ async def route(
     )
 
 
-def record(lead: RoutedLead, kind: str, reason: str, now: datetime, **fields: object) -> Decision:
-    return Decision(id=new_id(), lead_id=lead.id, kind=kind, reason=reason, at=now, **fields)
+def record(
+    lead: RoutedLead, kind: str, reason: str, now: datetime, **fields: object
+) -> dict[str, object]:
+    """A step of the lead's history (``decisions`` columns), for ``add_decision``."""
+    return {"id": new_id(), "lead_id": lead.id, "kind": kind, "reason": reason, "at": now, **fields}
 
 
 async def _wait(
@@ -67,7 +70,7 @@ async def _wait(
     status = WAITING[outcome.role]
     if lead.status != status:
         # Recorded once; the timer retries quietly until a rep is free.
-        repo.add(
+        await repo.add_decision(
             record(lead, "waiting", outcome.reason, now, role=outcome.role, skipped=outcome.skipped)
         )
         async with open_work_counted(repo, lead):
@@ -92,11 +95,10 @@ async def _apply(
     setattr(lead, decision.role, decision.owner)
     lead.status = status
     lead.updated_at = now
-    with repo.session.no_autoflush:
-        await repo.add_to_counters(
-            assignment_changes(decision, now) + open_work_changes(before, open_work(lead))
-        )
-    repo.add(
+    await repo.add_to_counters(
+        assignment_changes(decision, now) + open_work_changes(before, open_work(lead))
+    )
+    await repo.add_decision(
         record(
             lead,
             kind,
@@ -171,7 +173,7 @@ async def breach_sla(
         session,
         LeadSlaBreached(lead_id=lead.id, role="sdr", owner=previous, sla_due_at=lead.sla_due_at),
     )
-    repo.add(
+    await repo.add_decision(
         record(
             lead,
             "sla_breached",
@@ -187,7 +189,7 @@ async def breach_sla(
     if isinstance(outcome, NoRepAvailable):
         lead.sla_due_at = None
         lead.updated_at = now
-        repo.add(
+        await repo.add_decision(
             record(
                 lead,
                 "escalated",

@@ -83,7 +83,7 @@ async def on_scored(session: AsyncSession, event: CloudEvent, data: LeadScored) 
 async def on_deal_created(session: AsyncSession, event: CloudEvent, data: DealCreated) -> None:
     lead = await _lead(session, data.lead_id)
     lead.deal_id = data.deal_id
-    RoutingRepository(session).add(
+    await RoutingRepository(session).add_decision(
         record(
             lead,
             "deal_created",
@@ -101,7 +101,7 @@ async def on_deal_won(session: AsyncSession, event: CloudEvent, data: DealWon) -
     lead = await _lead(session, data.lead_id)
     lead.deal_id = data.deal_id
     now = utcnow()
-    RoutingRepository(session).add(
+    await RoutingRepository(session).add_decision(
         record(lead, "deal_won", f"deal {data.deal_id} won", now, role="ae", owner=data.owner)
     )
     if lead.am is None:
@@ -115,7 +115,7 @@ async def on_deal_lost(session: AsyncSession, event: CloudEvent, data: DealLost)
     async with open_work_counted(repo, lead):
         lead.status = "lost"
     lead.updated_at = utcnow()
-    repo.add(
+    await repo.add_decision(
         record(
             lead,
             "deal_lost",

@@ -105,7 +105,9 @@ async def _sdr_step(
         lead.status = status
     lead.sla_due_at = None
     lead.updated_at = now
-    repo.add(record(lead, kind, reason, now, role="sdr", owner=lead.sdr, by=principal.sub))
+    await repo.add_decision(
+        record(lead, kind, reason, now, role="sdr", owner=lead.sdr, by=principal.sub)
+    )
     return lead.sdr, now
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Table, and_, bindparam, func, or_, select, text
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -75,6 +75,7 @@ def _counter_upsert(insert: Any) -> Any:
 # The hot path's statements, built once (building costs more CPU than SQLite's execution).
 _LEAD = select(RoutedLead).where(RoutedLead.id == bindparam("lead_id"))
 _LEAD_FOR_UPDATE = _LEAD.with_for_update()
+_ADD_DECISION = insert(Decision)
 _TEAM_STATE = (
     select(
         config_version.c.version,
@@ -111,8 +112,14 @@ class RoutingRepository:
         query = _LEAD_FOR_UPDATE if for_update else _LEAD
         return await self.session.scalar(query, {"lead_id": lead_id})
 
-    def add(self, row: RoutedLead | Decision | Rep | RuleSetVersion) -> None:
+    def add(self, row: RoutedLead | Rep | RuleSetVersion) -> None:
         self.session.add(row)
+
+    async def add_decision(self, values: dict[str, object]) -> None:
+        """Append to a lead's history: one insert, nothing for the ORM to track or flush (and
+        no autoflush: the lead's pending changes are written once, later)."""
+        with self.session.no_autoflush:
+            await self.session.execute(_ADD_DECISION, values)
 
     async def history(self, lead_id: str) -> list[Decision]:
         rows = await self.session.scalars(
@@ -217,7 +224,8 @@ class RoutingRepository:
             return
         await self.lock_decisions()
         dialect = self.session.get_bind().dialect.name
-        await self.session.execute(_ADD_TO_COUNTERS[dialect], [c._asdict() for c in changes])
+        with self.session.no_autoflush:  # nothing here depends on pending ORM changes
+            await self.session.execute(_ADD_TO_COUNTERS[dialect], [c._asdict() for c in changes])
 
     async def lock_decisions(self) -> None:
         """Serialise routing decisions across replicas (a PostgreSQL advisory lock held to
