@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow_scoring.models import messaging
 from leadflow_scoring.repository import LeadRepository
-from leadflow_scoring.rescoring import rescore_leads
-from leadflow_scoring.scoring import PROFILE_FIELDS, FitProfile
+from leadflow_scoring.rescoring import Rescore, rescore_leads
+from leadflow_scoring.scoring import PROFILE_FIELDS, EngagementFact, FitProfile
 from leadflow_shared.events import (
     AccountAssigned,
     CloudEvent,
@@ -46,14 +46,14 @@ async def _store_profiles_and_rescore(
     erased = await repo.erased_among(set(lead_ids))
     for lead_id in erased:
         log.info("event for an erased lead ignored", extra=log_fields(lead_id=lead_id))
-    profiles = [
-        (data.lead_id, FitProfile(**{name: getattr(data, name) for name in PROFILE_FIELDS}))
+    rescores = [
+        Rescore(data.lead_id, FitProfile(**{name: getattr(data, name) for name in PROFILE_FIELDS}))
         for _, data in items
         if data.lead_id not in erased
     ]
     now = utcnow()
-    await repo.store_profiles(dict(profiles), now)
-    await rescore_leads(session, outbox, profiles, now)
+    await repo.store_profiles({r.lead_id: r.profile for r in rescores}, now)
+    await rescore_leads(session, outbox, rescores, now)
 
 
 @handlers.on_batch(LeadCaptured)
@@ -77,24 +77,45 @@ async def rescore_updated_leads(
     await _store_profiles_and_rescore(session, items)
 
 
-@handlers.on(EngagementRecorded)
-async def rescore_on_engagement(
-    session: AsyncSession, event: CloudEvent, data: EngagementRecorded
+@handlers.on_batch(EngagementRecorded)
+async def rescore_on_engagements(
+    session: AsyncSession, items: Sequence[tuple[CloudEvent, EngagementRecorded]]
 ) -> None:
-    """Store the engagement; rescore if the profile is known (else when it arrives)."""
+    """Store a run of engagements; each new one rescores its lead if the lead's profile is
+    known (else the profile's arrival scores it). An engagement id counts once."""
     repo = LeadRepository(session)
-    await repo.lock(data.lead_id)
-    stored = await repo.store_engagement(
-        data.engagement_id, data.lead_id, data.type, data.occurred_at
+    lead_ids = [data.lead_id for _, data in items]
+    await repo.lock(*lead_ids)
+    erased = await repo.erased_among(set(lead_ids))
+    first: dict[str, EngagementRecorded] = {}
+    for _, data in items:
+        if data.lead_id not in erased:
+            first.setdefault(data.engagement_id, data)
+    before = await repo.engagement_facts({data.lead_id for data in first.values()})
+    stored = await repo.store_engagements(
+        [
+            {
+                "engagement_id": e.engagement_id,
+                "lead_id": e.lead_id,
+                "type": e.type,
+                "occurred_at": e.occurred_at,
+            }
+            for e in first.values()
+        ]
     )
-    profile = await repo.fit_profile(data.lead_id) if stored else None
-    if profile is not None:
-        await rescore_leads(session, outbox, [(data.lead_id, profile)], utcnow())
-    elif not stored:
+    new = [data for data in first.values() if data.engagement_id in stored]
+    if len(new) < len(items):
         log.info(
-            "engagement ignored: counted already, or the lead is erased",
-            extra=log_fields(lead_id=data.lead_id),
+            "engagements ignored: counted already, or their lead is erased",
+            extra=log_fields(count=len(items) - len(new)),
         )
+    profiles = await repo.fit_profiles({data.lead_id for data in new})
+    rescores = [
+        Rescore(data.lead_id, profiles[data.lead_id], EngagementFact(data.type, data.occurred_at))
+        for data in new
+        if data.lead_id in profiles
+    ]
+    await rescore_leads(session, outbox, rescores, utcnow(), engagements_before=before)
 
 
 @handlers.on(LeadErased)

@@ -8,7 +8,7 @@ length; no identity map, no flush.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -70,40 +70,38 @@ class LeadRepository:
         if rows:
             await self.session.execute(self._upserts.store_profiles, rows)
 
-    async def fit_profile(self, lead_id: str) -> FitProfile | None:
-        row = (await self.session.execute(statements.FIT_PROFILE, {"lead_id": lead_id})).first()
-        if row is None:
-            return None
-        profile = row._asdict()
-        profile.update(utm=dict(profile["utm"]), custom=dict(profile["custom"]))
-        return FitProfile(**profile)
+    async def fit_profiles(self, lead_ids: Collection[str]) -> dict[str, FitProfile]:
+        """The stored profiles of those leads that have one."""
+        rows = await self.session.execute(statements.FIT_PROFILES, {"lead_ids": list(lead_ids)})
+        profiles = {}
+        for row in rows:
+            fields = row._asdict()
+            lead_id = fields.pop("lead_id")
+            fields.update(utm=dict(fields["utm"]), custom=dict(fields["custom"]))
+            profiles[lead_id] = FitProfile(**fields)
+        return profiles
 
     async def engagement_facts(self, lead_ids: Collection[str]) -> dict[str, list[EngagementFact]]:
         """Each lead's engagements, oldest first (leads without any are absent)."""
         facts: dict[str, list[EngagementFact]] = defaultdict(list)
-        rows = await self.session.execute(statements.ENGAGEMENT_FACTS, {"lead_ids": lead_ids})
+        query = statements.ENGAGEMENT_FACTS
+        rows = await self.session.execute(query, {"lead_ids": list(lead_ids)})
         for lead_id, kind, occurred_at in rows:
             facts[lead_id].append(EngagementFact(type=kind, occurred_at=occurred_at))
         return facts
 
     async def mql_since(self, lead_ids: Collection[str]) -> dict[str, datetime | None]:
         """When each scored lead first became an MQL (None: not yet); unscored leads absent."""
-        rows = await self.session.execute(statements.MQL_SINCE, {"lead_ids": lead_ids})
+        rows = await self.session.execute(statements.MQL_SINCE, {"lead_ids": list(lead_ids)})
         return {lead_id: mql_at for lead_id, mql_at in rows}
 
-    async def store_engagement(
-        self, engagement_id: str, lead_id: str, kind: str, occurred_at: datetime
-    ) -> bool:
-        """Store an engagement in one statement; False when its id is known already (an
-        engagement counts once) or the lead is erased."""
-        values = {
-            "engagement_id": engagement_id,
-            "lead_id": lead_id,
-            "type": kind,
-            "occurred_at": occurred_at,
-        }
-        result = await self.session.execute(self._upserts.store_engagement, values)
-        return result.first() is not None
+    async def store_engagements(self, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+        """Store engagements (``engagement_id``, ``lead_id``, ``type``, ``occurred_at``);
+        returns the ids stored now. An id known already is skipped: it counts once."""
+        if not rows:
+            return set()
+        result = await self.session.execute(self._upserts.store_engagements, list(rows))
+        return set(result.scalars())
 
     async def store_scores(self, rows: Collection[Mapping[str, Any]]) -> None:
         """Upsert scores, one row per lead (one executemany)."""

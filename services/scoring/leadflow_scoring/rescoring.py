@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from bisect import insort
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -10,36 +12,54 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow_scoring.repository import LeadRepository
 from leadflow_scoring.rules_versions import current_rules
-from leadflow_scoring.scoring import FitProfile, score_lead
+from leadflow_scoring.scoring import EngagementFact, FitProfile, score_lead
 from leadflow_shared.events import LeadScored
 from leadflow_shared.messaging import Outbox
+
+
+@dataclass(frozen=True)
+class Rescore:
+    """One event's rescoring: the lead's profile after it, and the engagement it added."""
+
+    lead_id: str
+    profile: FitProfile
+    engagement: EngagementFact | None = None
 
 
 async def rescore_leads(
     session: AsyncSession,
     outbox: Outbox,
-    profiles: Sequence[tuple[str, FitProfile]],
+    items: Sequence[Rescore],
     now: datetime,
+    *,
+    engagements_before: Mapping[str, Sequence[EngagementFact]] | None = None,
 ) -> list[LeadScored]:
-    """Score each ``(lead_id, profile)`` in order under the rules in force and stage one
-    ``lead.scored`` per item, in a fixed number of statements however many items there are.
+    """Score each item in order under the rules in force and stage one ``lead.scored`` per
+    item, in a fixed number of statements however many items there are.
 
     A lead may appear several times (one item per event): each item is scored as the lead
-    stood after that event. Once a lead is an MQL it stays one: ``became_mql`` is true only
-    on the first crossing, so routing never receives a second MQL for the same lead. The
-    caller holds the leads' locks.
+    stood after that event — its profile, and the engagements stored before plus those
+    its item and the earlier items added (``engagements_before``: as read before this
+    run's engagements were stored; read here when not given). Once a lead is an MQL it
+    stays one: ``became_mql`` is true only on the first crossing, so routing never
+    receives a second MQL for the same lead. The caller holds the leads' locks.
     """
-    if not profiles:
+    if not items:
         return []
     repo = LeadRepository(session)
-    lead_ids = list(dict.fromkeys(lead_id for lead_id, _ in profiles))
+    lead_ids = list(dict.fromkeys(item.lead_id for item in items))
     rules = await current_rules(session)
-    engagements = await repo.engagement_facts(lead_ids)
+    if engagements_before is None:
+        engagements_before = await repo.engagement_facts(lead_ids)
+    engagements = {lead_id: list(engagements_before.get(lead_id, ())) for lead_id in lead_ids}
     mql_since = await repo.mql_since(lead_ids)
     scored: list[LeadScored] = []
     latest: dict[str, dict[str, Any]] = {}
-    for lead_id, profile in profiles:
-        result = score_lead(profile, engagements.get(lead_id, ()), rules.rules, now)
+    for item in items:
+        lead_id = item.lead_id
+        if item.engagement is not None:
+            insort(engagements[lead_id], item.engagement, key=_occurred_at)
+        result = score_lead(item.profile, engagements[lead_id], rules.rules, now)
         mql_at = mql_since.get(lead_id)
         became_mql = mql_at is None and result.meets_threshold
         if became_mql:
@@ -74,3 +94,7 @@ async def rescore_leads(
     await repo.store_scores(latest.values())
     await outbox.add_many(session, scored)
     return scored
+
+
+def _occurred_at(fact: EngagementFact) -> datetime:
+    return fact.occurred_at

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import BindParameter, Executable, Table, bindparam, exists, func, select, text
+from sqlalchemy import BindParameter, Executable, Table, bindparam, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from leadflow_scoring.models import (
@@ -25,8 +25,6 @@ from leadflow_scoring.models import (
     LeadScoreRow,
 )
 from leadflow_scoring.scoring import PROFILE_FIELDS
-
-ENGAGEMENT_COLUMNS = ("engagement_id", "lead_id", "type", "occurred_at")
 
 # The same key for one lead and for many: hashtextextended of the lead id.
 LOCK_LEAD = text("SELECT pg_advisory_xact_lock(hashtextextended(:lead_id, 0))")
@@ -45,8 +43,8 @@ tombstones = cast(Table, ErasedLead.__table__)
 
 _LEAD_IDS: BindParameter[str] = bindparam("lead_ids", expanding=True)
 
-FIT_PROFILE = select(*(profiles.c[name] for name in PROFILE_FIELDS)).where(
-    profiles.c.lead_id == bindparam("lead_id")
+FIT_PROFILES = select(profiles.c.lead_id, *(profiles.c[name] for name in PROFILE_FIELDS)).where(
+    profiles.c.lead_id.in_(_LEAD_IDS)
 )
 ENGAGEMENT_FACTS = (
     select(engagements.c.lead_id, engagements.c.type, engagements.c.occurred_at)
@@ -60,7 +58,7 @@ ERASED_AMONG = select(tombstones.c.lead_id).where(tombstones.c.lead_id.in_(_LEAD
 @dataclass(frozen=True)
 class Upserts:
     store_profiles: Executable
-    store_engagement: Executable
+    store_engagements: Executable
     store_scores: Executable
     set_owners: Executable
     add_tombstone: Executable
@@ -81,14 +79,9 @@ def upserts(dialect: str) -> Upserts:
         set_={c: profile_insert.excluded[c] for c in (*PROFILE_FIELDS, "updated_at")},
     )
 
-    # The engagement is kept unless its id is known or the lead is erased.
-    not_erased = ~exists().where(tombstones.c.lead_id == bindparam("lead_id"))
-    source = select(*(bindparam(c, type_=engagements.c[c].type) for c in ENGAGEMENT_COLUMNS)).where(
-        not_erased
-    )
-    store_engagement = (
+    # An engagement counts once: a known id is skipped, and not returned.
+    store_engagements = (
         insert(engagements)
-        .from_select(list(ENGAGEMENT_COLUMNS), source)
         .on_conflict_do_nothing(index_elements=["engagement_id"])
         .returning(engagements.c.engagement_id)
     )
@@ -120,7 +113,7 @@ def upserts(dialect: str) -> Upserts:
 
     return Upserts(
         store_profiles=store_profiles,
-        store_engagement=store_engagement,
+        store_engagements=store_engagements,
         store_scores=store_scores,
         set_owners=set_owners,
         add_tombstone=add_tombstone,

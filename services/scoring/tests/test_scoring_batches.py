@@ -3,6 +3,7 @@ to the set-based handlers, per-lead order kept (via ``deliver_batch``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -148,11 +149,10 @@ async def test_erasure_inside_a_batch_stops_the_events_after_it(service: Service
     assert await owners(runtime, "L1") == {}
 
 
-async def test_a_run_of_captured_leads_costs_the_same_few_statements_at_any_length(
-    service: Service,
-) -> None:
-    _, runtime = service
-    await deliver(runtime, captured("warm-up"))  # the rules in force are parsed and cached
+async def statements_per_run(
+    runtime: ServiceRuntime, make: Callable[[str], EventData], sizes: Sequence[int]
+) -> list[int]:
+    """Statements the handlers of one batch send, for runs of ``sizes`` events."""
     statements: list[str] = []
 
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -161,14 +161,46 @@ async def test_a_run_of_captured_leads_costs_the_same_few_statements_at_any_leng
 
     engine = runtime.db.engine.sync_engine
     sa_event.listen(engine, "before_cursor_execute", count)
+    per_run = []
     try:
-        per_run = []
-        for size in (3, 40):
+        for size in sizes:
             statements.clear()
-            await deliver_batch(runtime, [captured(new_id(), **IDEAL) for _ in range(size)])
+            await deliver_batch(runtime, [make(f"L{n}") for n in range(size)])
             per_run.append(len(statements))
     finally:
         sa_event.remove(engine, "before_cursor_execute", count)
+    return per_run
+
+
+async def test_runs_of_profile_or_engagement_events_cost_a_few_statements_at_any_length(
+    service: Service,
+) -> None:
+    _, runtime = service
+    await deliver(runtime, captured("warm-up"))  # the rules in force are parsed and cached
     # dedup, lock (PostgreSQL), erased, profiles, rules version, engagements, MQL since,
     # scores, outbox
-    assert per_run[0] == per_run[1] <= 9, statements
+    captures = await statements_per_run(runtime, lambda lead: captured(lead, **IDEAL), [3, 40])
+    assert captures[0] == captures[1] <= 9
+    # dedup, lock, erased, engagements before, engagements stored, profiles, rules version,
+    # MQL since, scores, outbox
+    clicks = await statements_per_run(runtime, lambda lead: engagement(lead, "email_open"), [3, 40])
+    assert clicks[0] == clicks[1] <= 10
+
+
+async def test_engagement_run_counts_each_engagement_once_and_waits_for_profiles(
+    service: Service,
+) -> None:
+    _, runtime = service
+    await deliver(runtime, captured("L1", employees=300, country="US"))  # fit 30
+    click = engagement("L1", "pricing_page_view")  # 15
+    batch: list[EventData] = [
+        click,
+        engagement("L2", "demo_request"),  # no profile yet: kept, not scored
+        click,  # the same engagement under another event id
+        engagement("L1", "demo_request"),  # 40
+    ]
+    assert await deliver_batch(runtime, batch) == [True] * 4
+    assert [e["score"] for e in await scored(runtime, "L1")] == [30, 45, 85]
+    assert await scored(runtime, "L2") == []
+    await deliver(runtime, captured("L2", country="US"))
+    assert [e["score"] for e in await scored(runtime, "L2")] == [50]
