@@ -141,7 +141,7 @@ FULL = Plan(
     capacity_s=10,
 )
 QUICK = Plan(
-    budget_s=150,
+    budget_s=125,
     backlog_wait_s=8,
     settle_s=2,
     idle_s=6,
@@ -224,7 +224,8 @@ class Bench:
     log_dir: Path
     token: str
     profile: tuple[str, ...] = ()
-    results: dict[str, Any] = field(default_factory=dict)
+    # What the running phase measured so far: reported if it fails or runs out of time.
+    partial: dict[str, Any] = field(default_factory=dict)
     accepted: dict[str, float] = field(default_factory=dict)  # every live lead: 2xx time
     _seq: int = 0
 
@@ -274,11 +275,9 @@ class Bench:
         """Post MQL leads open-loop; returns {lead_id: time of the 2xx} and the loop result."""
         pool = HttpPool(self.system.url("lead-intake"), size=256, timeout_s=30)
         accepted: dict[str, float] = {}
-        bodies = {}
 
         async def send(i: int) -> Response:
-            bodies[i] = self.next_lead(company)
-            return await pool.post_json("/v1/leads", bodies.pop(i), self.auth)
+            return await pool.post_json("/v1/leads", self.next_lead(company), self.auth)
 
         def on_response(i: int, response: Response, now: float) -> None:
             if 200 <= response.status < 300:
@@ -417,7 +416,7 @@ async def phase_baseline_pg(b: Bench) -> dict[str, Any]:
 
 
 async def phase_speed_to_lead(b: Bench) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = b.partial
     for rate in b.plan.s2l_rates:
         key = f"{rate:g}"
         if not await b.quiet(b.plan.backlog_wait_s):
@@ -460,6 +459,7 @@ async def phase_max_rate(b: Bench) -> dict[str, Any]:
     speed-to-lead stayed ≤ 2 s. Then drain and check the ledger."""
     before = await b.settle()
     steps: list[dict[str, Any]] = []
+    b.partial["steps"] = steps
     phase_leads: dict[str, float] = {}
     best: float | None = None
     stop_reason = "every step sustained"
@@ -687,6 +687,7 @@ async def phase_scale_out(b: Bench) -> dict[str, Any]:
 
     one = await b.measured("scale_out_1", burst)
     one["before"] = before
+    b.partial["one_process"] = one
     for svc in ("scoring", "routing"):
         replica = await asyncio.to_thread(b.system.start_replica, svc, free_port())
         b.monitor.track(f"{svc}-replica-2", replica.process.pid)
@@ -841,15 +842,17 @@ async def run_database(
             if name != "idle" and not watcher.started:
                 await watcher.start()
             t = time.perf_counter()
+            bench.partial = {}
             try:
-                # Each phase ends by itself well within its worst case; the budget may cut
-                # a slow phase short (reported as a TimeoutError for that phase).
-                async with asyncio.timeout(min(worst[name] + 60, max(left, needed[name]) + 20)):
+                # Each phase ends by itself within its worst case; the budget may cut a
+                # slow phase short (a TimeoutError for that phase, with what it measured).
+                async with asyncio.timeout(min(worst[name] + 60, max(left, needed[name]) + 10)):
                     result["phases"][name] = await PHASE_FUNCS[name](bench)
             except PhaseSkipped as exc:
                 result["phases"][name] = {"skipped": str(exc)}
             except Exception as exc:
                 result["errors"][name] = f"{type(exc).__name__}: {exc}"
+                result["phases"][name] = {"incomplete": result["errors"][name], **bench.partial}
                 (log_dir / f"phase-{name}.traceback").write_text(traceback.format_exc())
                 print(f"[{database}] {name}: FAILED {exc!r}", flush=True)
             print(f"[{database}] {name} done in {time.perf_counter() - t:.1f}s", flush=True)
@@ -952,7 +955,8 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, Any, Any, Any, str]]:
                 None,
                 f"{ledger.get('assigned_exactly_once')}/{ledger.get('accepted')} "
                 f"(lost {ledger.get('not_assigned')}, "
-                f"twice {ledger.get('assigned_more_than_once')})",
+                f"twice {ledger.get('assigned_more_than_once')}) "
+                f"{'✓' if ledger.get('ok') else '✗'}",
                 None,
                 "all, none lost, none twice",
             )
@@ -961,11 +965,11 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, Any, Any, Any, str]]:
     if whole:
         rows.append(
             (
-                "whole run: leads with more than one SDR decision / leads assigned",
+                f"whole run: leads with more than one SDR decision (of {whole.get('leads')})",
                 None,
-                f"{whole.get('assigned_more_than_once')}/{whole.get('leads')}",
+                whole.get("assigned_more_than_once"),
                 None,
-                "0",
+                "≤ 0",
             )
         )
     pg = _get(ph, "baseline_pg", "batch", "cpu_ms_per_event")
@@ -1043,6 +1047,27 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, Any, Any, Any, str]]:
     return rows
 
 
+def _met(target: str, measured: Any, rat: Any) -> str:
+    """✓ / ✗ against the issue's target where it is a plain bound, else blank."""
+    if not target or not isinstance(measured, (int, float)) or isinstance(measured, bool):
+        return "" if not target else "—"
+    ok = True
+    for part in target.split(" and "):
+        part = part.split(" (")[0].strip()
+        op, _, num = part.partition(" ")
+        against = rat if num.endswith("x") else measured
+        try:
+            bound = float(num.rstrip("x").replace(",", ""))
+        except ValueError:
+            return ""
+        if against is None:
+            return "—"
+        ok = ok and {"≤": against <= bound, "≥": against >= bound, ">": against > bound}.get(
+            op, True
+        )
+    return "✓" if ok else "✗"
+
+
 def _fmt(v: Any) -> str:
     if v is None:
         return "—"
@@ -1058,12 +1083,13 @@ def render_summary(results: list[dict[str, Any]]) -> str:
             f"\n### {r['database']} ({'quick' if r.get('quick') else 'full'}), run {r['run_id']}, "
             f"{r['at']}, {r.get('elapsed_s')} s\n"
         )
-        lines.append("| figure | baseline | measured | ratio | target |")
-        lines.append("|---|---|---|---|---|")
+        lines.append("| figure | baseline | measured | ratio | target | met |")
+        lines.append("|---|---|---|---|---|---|")
         for figure, base, measured, rat, target in summary_rows(r):
             lines.append(
                 f"| {figure} | {_fmt(base)} | {_fmt(measured)} | "
-                f"{_fmt(rat) + 'x' if rat is not None else '—'} | {target} |"
+                f"{_fmt(rat) + 'x' if rat is not None else '—'} | {target} | "
+                f"{_met(target, measured, rat)} |"
             )
         usage = r.get("phase_resources", {})
         if usage:
