@@ -3,14 +3,17 @@
     .venv/bin/python bench/intake_import.py post   [--database sqlite|postgres] [--seconds 10]
     .venv/bin/python bench/intake_import.py bare   [--seconds 10]
     .venv/bin/python bench/intake_import.py import [--database sqlite|postgres] [--rows 100000]
+                                                   [--live-rate 20]
 
 ``post``: closed loop, ``--concurrency`` clients posting new leads for ``--seconds`` against a
 uvicorn'd lead-intake with Kafka disabled. ``bare``: the same load against a bare FastAPI
 endpoint (JSON body into a pydantic model, 202, no database) — the baseline. ``import``: a
 generated CSV (never stored) streamed as the request body; time until the answer and until
-the import reports ``done``, with the rows checked. Every figure comes with the server's
-CPU seconds (from /proc), so a machine shared with other work still gives a fair per-lead
-cost. Writes ``bench/results/intake-<mode>-<UTC timestamp>.json``; servers bind 127.0.0.1.
+the import reports ``done``, with the rows checked, while live leads are posted open loop
+at ``--live-rate`` per second (their latency is the bulk lane's cost to live traffic).
+Every figure comes with the server's CPU seconds (from /proc), so a machine shared with
+other work still gives a fair per-lead cost. Writes
+``bench/results/intake-<mode>-<UTC timestamp>.json``; servers bind 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -71,7 +74,12 @@ def percentiles(samples_ms: list[float]) -> dict[str, float]:
     if len(samples_ms) < 2:
         return {"n": len(samples_ms)}
     q = statistics.quantiles(samples_ms, n=100, method="inclusive")
-    return {"n": len(samples_ms), "p50": round(q[49], 2), "p99": round(q[98], 2)}
+    return {
+        "n": len(samples_ms),
+        "p50": round(q[49], 2),
+        "p99": round(q[98], 2),
+        "max": round(max(samples_ms), 2),
+    }
 
 
 class Server:
@@ -247,6 +255,36 @@ async def csv_body(rows: int, bad_every: int, run: str) -> AsyncIterator[bytes]:
         yield "".join(lines).encode()
 
 
+async def live_leads(url: str, rate: float, stop: asyncio.Event) -> list[float]:
+    """Open loop: a live lead every 1/rate s until ``stop``; each one's latency in ms."""
+    latencies: list[float] = []
+    run = secrets.token_hex(3)
+
+    async def one(client: httpx.AsyncClient, i: int) -> None:
+        started = time.perf_counter()
+        r = await client.post(
+            f"{url}/v1/leads", json={"email": f"live{run}-{i}@example.com"}, headers=HEADERS
+        )
+        if r.status_code == 202:
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    async with httpx.AsyncClient(timeout=60) as client:
+        tasks: list[asyncio.Task[None]] = []
+        began = time.perf_counter()
+        i = 0
+        while not stop.is_set():
+            tasks.append(asyncio.create_task(one(client, i)))
+            i += 1
+            delay = began + i / rate - time.perf_counter()
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                except TimeoutError:
+                    pass
+        await asyncio.gather(*tasks)
+    return latencies
+
+
 async def bench_import(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     url, db_name = await database_url(args.database, workdir)
     server = Server("leadflow_intake.main:create_app", intake_env(url, workdir), factory=True)
@@ -254,6 +292,8 @@ async def bench_import(args: argparse.Namespace, workdir: Path) -> dict[str, Any
     try:
         await server.ready()
         cpu0 = server.cpu_s()
+        stop_live = asyncio.Event()
+        live = asyncio.create_task(live_leads(server.url, args.live_rate, stop_live))
         began = time.perf_counter()
         async with httpx.AsyncClient(timeout=600) as client:
             r = await client.post(
@@ -272,6 +312,8 @@ async def bench_import(args: argparse.Namespace, workdir: Path) -> dict[str, Any
                     await client.get(f"{server.url}/v1/leads/imports/{import_id}", headers=HEADERS)
                 ).json()
         done = time.perf_counter() - began
+        stop_live.set()
+        live_ms = await live
         cpu = server.cpu_s() - cpu0
         bad = args.rows // args.bad_every if args.bad_every else 0
         return {
@@ -287,6 +329,8 @@ async def bench_import(args: argparse.Namespace, workdir: Path) -> dict[str, Any
             "server_cpu_s": round(cpu, 2),
             "server_cpu_us_per_row": round(cpu * 1e6 / args.rows, 1),
             "peak_rss_mb": server.peak_rss_mb(),
+            "live_rate_per_s": args.live_rate,
+            "live_latency_ms": percentiles(live_ms),
         }
     finally:
         server.stop()
@@ -301,6 +345,7 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--bad-every", type=int, default=1000, help="one invalid row per N")
+    parser.add_argument("--live-rate", type=float, default=20, help="live leads/s during import")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="leadflow-intake-bench-") as tmp:
         workdir = Path(tmp)

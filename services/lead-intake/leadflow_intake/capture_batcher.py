@@ -48,6 +48,8 @@ class CaptureBatcher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="capture-batcher")
@@ -70,16 +72,28 @@ class CaptureBatcher:
             await self._write([item])
         else:
             self._queue.append(item)
+            self._idle.clear()
             self._wake.set()
         return await item.future
+
+    async def idle(self, timeout_s: float) -> None:
+        """Wait (at most ``timeout_s``) until no live capture is queued or being written:
+        the bulk lane calls this between chunks so live leads go first."""
+        if not self._idle.is_set():
+            try:
+                await asyncio.wait_for(self._idle.wait(), timeout=timeout_s)
+            except TimeoutError:
+                pass
 
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            self._idle.clear()
             while self._queue:
                 batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
                 await self._write(batch)
+            self._idle.set()
             if self._stopping:
                 return
 

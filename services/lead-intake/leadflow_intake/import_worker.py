@@ -1,7 +1,8 @@
 """The background worker that captures received imports, one chunk per transaction.
 
-It runs imports one after another (the bulk lane must leave room for live leads: on
-SQLite each chunk waits its turn for the write lock like any request), and every
+It runs imports one after another and leaves room for live leads: chunks are small (a
+chunk holds the event loop and, on SQLite, the write lock while it is captured) and the
+next one starts only once the live capture lane is idle. Every
 ``import_lease_s / 3`` it looks for imports whose worker went silent: it resumes those
 being processed and fails those whose upload was cut off.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from leadflow_intake.capture_batcher import CaptureBatcher, capture_batcher
 from leadflow_intake.imports import process_next_chunk, reject_unstorable_row
 from leadflow_intake.repository import ImportRepository
 from leadflow_intake.settings import IntakeSettings
@@ -22,15 +24,17 @@ log = logging.getLogger(__name__)
 _STATE_KEY = "import_worker"
 # A chunk that fails is retried row by row; a row failing this often is rejected.
 ROW_ATTEMPTS = 3
+LIVE_FIRST_MAX_WAIT_S = 0.5
 
 
 class ImportWorker:
-    def __init__(self, runtime: ServiceRuntime) -> None:
+    def __init__(self, runtime: ServiceRuntime, live: CaptureBatcher | None = None) -> None:
         settings = runtime.settings
         assert isinstance(settings, IntakeSettings)
         self.settings = settings
         self.db = runtime.db
         self.outbox = runtime.outbox
+        self.live = live
         self.id = f"intake-{new_id()}"
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
@@ -113,7 +117,11 @@ class ImportWorker:
             isolate = max(0, isolate - 1)
             if outcome != "more":
                 return
-            await asyncio.sleep(0)  # let live requests in between chunks
+            # Live leads first: wait for the live lane to drain (bounded, so a steady
+            # stream of live leads slows an import down but never stalls it).
+            if self.live is not None:
+                await self.live.idle(timeout_s=LIVE_FIRST_MAX_WAIT_S)
+            await asyncio.sleep(0)
 
     async def _watch_leases(self) -> None:
         interval = max(self.settings.import_lease_s / 3, 0.05)
@@ -141,7 +149,7 @@ class ImportWorker:
 
 
 async def start_import_worker(runtime: ServiceRuntime) -> None:
-    worker = ImportWorker(runtime)
+    worker = ImportWorker(runtime, live=capture_batcher(runtime))
     worker.start()
     runtime.state[_STATE_KEY] = worker
 
