@@ -8,6 +8,10 @@ CPU is not included (PostgreSQL runs in another process).
 
     .venv/bin/python services/routing/bench/decision_cost.py --database sqlite
     .venv/bin/python services/routing/bench/decision_cost.py --database postgres --batch 50
+
+To measure another version of routing (e.g. before a change), export it and put it first
+on the path: ``git archive <rev> services/routing/leadflow_routing | tar -x -C /tmp/old``,
+then ``PYTHONPATH=/tmp/old/services/routing`` before the command.
 """
 
 from __future__ import annotations
@@ -94,7 +98,7 @@ def _scored(lead_id: str) -> LeadScored:
     )
 
 
-async def run(database: str, decisions: int, batch: int) -> dict[str, Any]:
+async def run(database: str, decisions: int, batch: int, history: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         pg_name = f"routing_bench_{os.getpid()}"
         url = (
@@ -144,6 +148,22 @@ async def run(database: str, decisions: int, batch: int) -> dict[str, Any]:
                     )
                     assert r.status_code == 200, r.text
                 lead_ids = [new_id() for _ in range(decisions + 1)]
+                earlier = [new_id() for _ in range(history)]
+                for start in range(0, len(earlier), 100):  # today's decisions so far
+                    chunk = earlier[start : start + 100]
+                    await _deliver_batch(
+                        runtime,
+                        [
+                            e
+                            for x in chunk
+                            for e in (
+                                LeadCaptured(
+                                    lead_id=x, email="x@y.io", country="US", captured_at=utcnow()
+                                ),
+                                _scored(x),
+                            )
+                        ],
+                    )
                 for start in range(0, len(lead_ids), 100):
                     await _deliver_batch(
                         runtime,
@@ -195,7 +215,7 @@ async def run(database: str, decisions: int, batch: int) -> dict[str, Any]:
                             )
                         ).all()
                     )
-                assert assigned == decisions + 2, (assigned, per_rep)
+                assert assigned == history + decisions + 2, (assigned, per_rep)
         finally:
             if database == "postgres":
                 await runtime.db.dispose()
@@ -204,6 +224,7 @@ async def run(database: str, decisions: int, batch: int) -> dict[str, Any]:
         "database": database,
         "batch": batch,
         "decisions": decisions,
+        "history": history,
         "statements_one_decision": len(one_decision),
         "one_decision": [" ".join(s.split())[:110] for s in one_decision],
         "statements_per_decision": round(len(statements) / decisions, 2),
@@ -218,9 +239,12 @@ def main() -> None:
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--decisions", type=int, default=500)
     parser.add_argument("--batch", type=int, default=1, help="events per transaction")
+    parser.add_argument(
+        "--history", type=int, default=0, help="leads routed today before measuring"
+    )
     parser.add_argument("--quiet", action="store_true", help="leave out the statement list")
     args = parser.parse_args()
-    result = asyncio.run(run(args.database, args.decisions, args.batch))
+    result = asyncio.run(run(args.database, args.decisions, args.batch, args.history))
     if args.quiet:
         result.pop("one_decision")
     print(json.dumps(result, indent=2))

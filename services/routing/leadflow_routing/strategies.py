@@ -2,8 +2,9 @@
 
 Fairness: round-robin always picks a rep with the fewest leads from the pool (ties: the one
 waiting longest, then by id), so among reps who stay available the counts never differ by
-more than one, whatever the arrival order. The counts live in the database and are updated
-in the assignment's transaction under a per-role lock, so this holds across replicas.
+more than one, whatever the arrival order. The counts live in the database (``rep_counters``)
+and are updated in the assignment's transaction under one decision lock, so this holds
+across replicas and across several decisions in one transaction.
 """
 
 from __future__ import annotations
