@@ -167,6 +167,24 @@ class HandlerFailed(Exception):
         self.error = error
 
 
+_CLAIMS: dict[tuple[int, str], Any] = {}
+
+
+def _claim_statement(processed: Table, session: AsyncSession) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING event_id``, built once per table and
+    dialect and run as one executemany, so its compiled form is cached (a multi-row VALUES
+    clause would be compiled anew for every batch size)."""
+    dialect = session.get_bind().dialect.name
+    key = (id(processed), dialect)
+    statement = _CLAIMS.get(key)
+    if statement is None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = _CLAIMS[key] = (
+            insert(processed).on_conflict_do_nothing().returning(processed.c.event_id)
+        )
+    return statement
+
+
 async def apply_in_transaction(
     session: AsyncSession,
     processed: Table,
@@ -195,13 +213,7 @@ async def apply_in_transaction(
         }
         for index in first.values()
     ]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    claimed = set(
-        await session.scalars(
-            insert(processed).values(rows).on_conflict_do_nothing().returning(processed.c.event_id)
-        )
-    )
+    claimed = set(await session.scalars(_claim_statement(processed, session), rows))
     fresh = [
         index
         for index, item in enumerate(items)

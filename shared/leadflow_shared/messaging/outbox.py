@@ -63,6 +63,7 @@ class Outbox:
     def __init__(self, tables: MessagingTables, source: str) -> None:
         self.table = tables.outbox
         self.source = source
+        self._insert = insert(self.table)  # built once: the compiled form is cached
 
     def _stage(
         self,
@@ -124,7 +125,7 @@ class Outbox:
             aggregate_type=aggregate_type,
             aggregate_id=aggregate_id,
         )
-        await session.execute(insert(self.table).values(**row))
+        await session.execute(self._insert, [row])
         return event
 
     async def add_many(
@@ -139,7 +140,7 @@ class Outbox:
             )
             for data in items
         ]
-        await session.execute(insert(self.table), [row for _, row in staged])
+        await session.execute(self._insert, [row for _, row in staged])
         return [event for event, _ in staged]
 
 
