@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
 from leadflow_intake.capture_batcher import CaptureBatcher, capture_batcher
 from leadflow_intake.imports import process_next_chunk, reject_unstorable_row
 from leadflow_intake.repository import ImportRepository
@@ -22,7 +24,8 @@ from leadflow_shared.service import ServiceRuntime
 
 log = logging.getLogger(__name__)
 _STATE_KEY = "import_worker"
-# A chunk that fails is retried row by row; a row failing this often is rejected.
+# A chunk that fails is retried row by row; a row failing this often is rejected (a
+# database outage is waited out instead, never blamed on rows).
 ROW_ATTEMPTS = 3
 LIVE_FIRST_MAX_WAIT_S = 0.5
 
@@ -93,6 +96,7 @@ class ImportWorker:
         chunk = self.settings.import_chunk_rows
         isolate = 0  # rows left to take one at a time after a failed chunk
         failures = 0
+        outage = 0.0
         while not self._stopping:
             limit = 1 if isolate else chunk
             try:
@@ -100,6 +104,15 @@ class ImportWorker:
                     self.db, self.outbox, self.settings, import_id, worker=self.id, limit=limit
                 )
             except Exception as exc:
+                if _database_unavailable(exc):
+                    # Not the rows' fault: wait and try again; nothing is rejected for it.
+                    outage = min(outage * 2, 5.0) if outage else 0.1
+                    log.warning(
+                        "import paused: database unavailable",
+                        extra=log_fields(import_id=import_id, retry_in_s=outage),
+                    )
+                    await asyncio.sleep(outage)
+                    continue
                 if limit > 1:
                     isolate = limit
                     continue
@@ -114,6 +127,7 @@ class ImportWorker:
                 await reject_unstorable_row(self.db, self.settings, import_id, exc)
                 outcome = "more"
             failures = 0
+            outage = 0.0
             isolate = max(0, isolate - 1)
             if outcome != "more":
                 return
@@ -146,6 +160,13 @@ class ImportWorker:
                 if await repo.fail_if_lapsed(import_id, now, error):
                     await repo.discard(import_id)
                     log.warning("cut-off import failed", extra=log_fields(import_id=import_id))
+
+
+def _database_unavailable(exc: BaseException) -> bool:
+    """A lost connection or a database that is down (as opposed to a row it refuses)."""
+    return isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
 
 
 async def start_import_worker(runtime: ServiceRuntime) -> None:

@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
+from leadflow_intake import capture, imports
 from leadflow_intake.imports import receive_import
 from leadflow_intake.main import create_app
 from leadflow_intake.models import Lead, LeadImport
@@ -199,3 +202,27 @@ async def test_an_upload_cut_off_by_a_stop_is_marked_failed(service: Service) ->
     await worker._take_over_lapsed()
     status = (await client.get("/v1/leads/imports/imp-cut", headers=WEB)).json()
     assert status["status"] == "failed" and "send it again" in status["error"]
+
+
+async def test_a_row_the_database_refuses_is_rejected_alone_and_an_outage_waited_out(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, _ = service
+    real = capture.capture_leads
+    outages = [OperationalError("SELECT 1", {}, Exception("connection lost"))] * 2
+
+    async def flaky(session: Any, outbox: Any, leads: Any, **kwargs: Any) -> Any:
+        if outages:
+            raise outages.pop()
+        if any(lead.email == "poison@x.io" for lead in leads):
+            raise ValueError("refused by the database")
+        return await real(session, outbox, leads, **kwargs)
+
+    monkeypatch.setattr(imports, "capture_leads", flaky)
+    csv_text = "email\na@x.io\npoison@x.io\nc@x.io\n"
+    r = await client.post("/v1/leads/import", content=csv_text, headers=CSV)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["status"], body["accepted"], body["rejected_count"]) == ("done", 2, 1)
+    ((row, (error,)),) = [(x["row"], x["errors"]) for x in body["rejected"]]
+    assert (row, error["field"]) == (3, "row") and "could not be stored" in error["message"]
