@@ -123,7 +123,11 @@ def main() -> int:
     phase = result["phases"].get("speed_to_lead", {})
     for graph in phase.get("flame_graphs", []):
         print(graph)
-    print({k: v for k, v in phase.items() if k != "resources"} or result["errors"])
+    for rate, figures in phase.items():
+        if isinstance(figures, dict) and "speed_to_lead_ms" in figures:
+            print(f"{rate}/s speed-to-lead ms: {figures['speed_to_lead_ms']}")
+    if result["errors"]:
+        print(result["errors"])
     return 0 if phase.get("flame_graphs") else 1
 
 
