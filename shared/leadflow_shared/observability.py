@@ -24,6 +24,12 @@ _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 _current_traceparent: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "traceparent", default=None
 )
+# The lane of the work in hand. Events caused by bulk work (a CSV import) are stamped with
+# the CloudEvents extension attribute ``lane: bulk`` (header ``ce_lane``), so every
+# consumer downstream serves them after live events, as a trace id propagates.
+LANE_HEADER = "ce_lane"
+BULK_LANE = "bulk"
+_current_lane: contextvars.ContextVar[str | None] = contextvars.ContextVar("lane", default=None)
 
 HTTP_REQUESTS = Counter(
     "leadflow_http_requests_total", "HTTP requests served", ["method", "route", "status"]
@@ -69,6 +75,21 @@ def use_traceparent(traceparent: str | None) -> Iterator[None]:
         yield
     finally:
         _current_traceparent.reset(token)
+
+
+def current_lane() -> str | None:
+    """``"bulk"`` while handling bulk-lane events, else None (live)."""
+    return _current_lane.get()
+
+
+@contextmanager
+def use_lane(lane: str | None) -> Iterator[None]:
+    """Run a block in ``lane``: events staged in it carry ``ce_lane``."""
+    token = _current_lane.set(lane)
+    try:
+        yield
+    finally:
+        _current_lane.reset(token)
 
 
 class JsonFormatter(logging.Formatter):

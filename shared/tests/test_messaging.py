@@ -36,6 +36,7 @@ from leadflow_shared.messaging import (
 )
 from leadflow_shared.messaging.consumer import Delivered, apply_batch
 from leadflow_shared.messaging.dlq import replay_dead_letters
+from leadflow_shared.observability import current_lane, use_lane
 
 pytestmark = pytest.mark.integration
 
@@ -598,3 +599,63 @@ async def test_live_events_are_served_before_a_bulk_backlog(
     assert last_live - first_live < 80, (first_live, last_live)
     assert last_live < 300, (first_live, last_live)
     assert sorted(order) == sorted({*order})  # nothing twice
+
+
+async def test_bulk_lane_events_on_a_live_topic_wait_behind_live_ones_in_order_per_lead(
+    broker: EmbeddedBroker, db: Database
+) -> None:
+    topic, name = "lanes.topic", "lanes-svc"
+    await create_topics(broker.bootstrap_servers, [topic, f"{name}.dlq"], partitions=1)
+    seen: list[tuple[str, str | None]] = []
+    done = asyncio.Event()
+    handlers = HandlerRegistry()
+
+    @handlers.on(LeadErased)
+    async def handle(session: AsyncSession, event: CloudEvent, data: LeadErased) -> None:
+        seen.append((event.id, current_lane()))
+        await session.execute(insert(effects).values(event_id=event.id, lead_id=data.lead_id))
+        if len(seen) >= 311:
+            done.set()
+
+    producer = new_producer(broker.bootstrap_servers, "test")
+    await producer.start()
+    sent: list[CloudEvent] = []
+    futures = []
+    plan: list[tuple[str, str | None]] = [(f"bulk-{i:03d}", "bulk") for i in range(300)]
+    plan += [(f"live-{i}", None) for i in range(10)] + [("bulk-000", None)]
+    for lead_id, lane in plan:
+        event = CloudEvent(
+            type="lead.erased",
+            source="t",
+            subject=lead_id,
+            data={"lead_id": lead_id, "erased_at": utcnow().isoformat()},
+            lane=lane,
+        )
+        sent.append(event)
+        r = event.to_kafka()
+        futures.append(await producer.send(topic, r.value, key=r.key, headers=r.headers))
+    await asyncio.gather(*futures)
+    consumer = _consumer(broker, db, producer, handlers, name, topic)
+    consumer.bulk_per_batch = 50
+    await consumer.start()
+    try:
+        await asyncio.wait_for(done.wait(), timeout=30)
+        await asyncio.sleep(0.5)  # nothing more arrives
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    position = {event_id: i for i, (event_id, _) in enumerate(seen)}
+    assert len(seen) == len(position) == 311  # each event handled once
+    live = [position[e.id] for e in sent[300:310]]
+    assert max(live) < 60, live  # the live events overtook most of the bulk backlog
+    # bulk-000's live follow-up stays behind bulk-000's bulk event (same lead, same order)
+    assert position[sent[310].id] > position[sent[0].id]
+    lanes = dict(seen)
+    assert lanes[sent[0].id] == "bulk" and lanes[sent[301].id] is None
+    # The lane travels: an event staged while handling bulk work carries ce_lane.
+    with use_lane("bulk"):
+        async with db.transaction() as session:
+            staged = await Outbox(tables, "t").add(
+                session, LeadErased(lead_id="x", erased_at=utcnow()), topic=topic
+            )
+    assert staged.lane == "bulk" and ("ce_lane", b"bulk") in staged.to_kafka().headers

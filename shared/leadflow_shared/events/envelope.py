@@ -41,6 +41,9 @@ class CloudEvent:
     id: str = field(default_factory=new_id)
     time: datetime = field(default_factory=utcnow)
     traceparent: str | None = None
+    # Extension attribute ``lane``: "bulk" for events caused by bulk work (served after
+    # live events by every consumer); absent for live events.
+    lane: str | None = None
 
     @property
     def lead_id(self) -> str:
@@ -59,6 +62,8 @@ class CloudEvent:
         ]
         if self.traceparent:
             headers.append(("traceparent", self.traceparent.encode()))
+        if self.lane:
+            headers.append(("ce_lane", self.lane.encode()))
         value = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False).encode()
         return KafkaRecord(key=(key or self.lead_id).encode(), value=value, headers=headers)
 
@@ -102,4 +107,5 @@ class CloudEvent:
             subject=h.get("ce_subject") or data["lead_id"],
             data=data,
             traceparent=h.get("traceparent"),
+            lane=h.get("ce_lane") or None,
         )

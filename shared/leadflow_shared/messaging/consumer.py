@@ -48,7 +48,13 @@ from leadflow_shared.events import (
 )
 from leadflow_shared.ids import utcnow
 from leadflow_shared.messaging.tables import MessagingTables
-from leadflow_shared.observability import log_fields, trace_context
+from leadflow_shared.observability import (
+    BULK_LANE,
+    LANE_HEADER,
+    log_fields,
+    trace_context,
+    use_lane,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +62,7 @@ E = TypeVar("E", bound=EventData)
 Handler = Callable[[AsyncSession, CloudEvent, Any], Awaitable[None]]
 BatchHandler = Callable[[AsyncSession, Sequence[tuple[CloudEvent, Any]]], Awaitable[None]]
 BULK_TOPICS: frozenset[str] = frozenset({Topic.LEADS_IMPORTED.value})
+BULK_LANE_BYTES = BULK_LANE.encode()
 
 CONSUMED = Counter(
     "leadflow_events_consumed_total",
@@ -277,6 +284,7 @@ class EventConsumer:
         max_attempts: int = 5,
         retry_base_ms: int = 100,
         max_batch: int = 500,
+        bulk_per_batch: int = 100,
         topics: list[str] | None = None,
         bulk_topics: frozenset[str] = BULK_TOPICS,
     ) -> None:
@@ -289,6 +297,9 @@ class EventConsumer:
         self.max_attempts = max_attempts
         self.retry_base_s = retry_base_ms / 1000
         self.max_batch = max_batch
+        # Bulk-lane events handled per fetched batch at most: the rest waits for the next
+        # fetch, so a live event never queues behind more than this many bulk ones.
+        self.bulk_per_batch = bulk_per_batch
         self.topics = topics or handlers.topics
         self.bulk_topics = bulk_topics
         # The local broker answers an empty fetch only when the wait expires: a short wait
@@ -310,7 +321,7 @@ class EventConsumer:
         self._task: asyncio.Task[None] | None = None
         self._last_records = time.monotonic()
         self._idle = False
-        self._done = 0  # how many records of the batch in hand are done
+        self._done: list[bool] = []  # per record of the batch in hand: handled or skipped
         self._index_of: dict[int, int] = {}  # id(Delivered) -> its index in that batch
         self.running = False
 
@@ -388,31 +399,57 @@ class EventConsumer:
     async def _handle_batch(
         self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> None:
+        """Live events first, then at most ``bulk_per_batch`` bulk-lane events; commit each
+        partition's offset up to its first message not done, and rewind to it."""
         started = time.perf_counter()
-        # Live partitions first, then the bulk lane; each partition's messages in order.
         ordered = sorted(batch.items(), key=lambda entry: entry[0].topic in self.bulk_topics)
         records = [message for _, messages in ordered for message in messages]
-        self._done = 0
+        live, bulk = self._lanes(records)
+        self._done = [False] * len(records)
+        self._index_of = {}
         try:
-            await self._handle_records(records)
+            if await self._handle_records(records, live):
+                with use_lane(BULK_LANE):
+                    await self._handle_records(records, bulk[: self.bulk_per_batch])
         finally:
-            self._rewind_unhandled(records, self._done)
-            await self._commit_offsets(records[: self._done])
+            await self._settle(records)
             BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
 
-    def _rewind_unhandled(self, records: list[ConsumerRecord[bytes, bytes]], done: int) -> None:
-        """Rewind every partition with unhandled messages to its first one."""
+    def _lanes(self, records: list[ConsumerRecord[bytes, bytes]]) -> tuple[list[int], list[int]]:
+        """Split record indexes into the live and the bulk lane. A record is bulk when it
+        comes from a bulk topic or carries ``ce_lane: bulk``; once one of a key's records is
+        bulk, that key's later records follow it, so one lead's events keep their order."""
+        live: list[int] = []
+        bulk: list[int] = []
+        bulk_keys: set[bytes | None] = set()
+        for index, message in enumerate(records):
+            if (
+                message.topic in self.bulk_topics
+                or message.key in bulk_keys
+                or (LANE_HEADER, BULK_LANE_BYTES) in message.headers
+            ):
+                bulk_keys.add(message.key)
+                bulk.append(index)
+            else:
+                live.append(index)
+        return live, bulk
+
+    async def _settle(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Commit every partition's done prefix; rewind partitions to their first message
+        not done (a later message already done is redelivered and skipped as a duplicate)."""
+        offsets: dict[TopicPartition, int] = {}
         first_left: dict[TopicPartition, int] = {}
-        for message in records[done:]:
-            first_left.setdefault(TopicPartition(message.topic, message.partition), message.offset)
+        for message, done in zip(records, self._done, strict=True):
+            tp = TopicPartition(message.topic, message.partition)
+            if tp in first_left:
+                continue
+            if done:
+                offsets[tp] = message.offset + 1
+            else:
+                first_left[tp] = message.offset
         for tp, offset in first_left.items():
             with contextlib.suppress(IllegalStateError):  # revoked: the new owner resumes
                 self.consumer.seek(tp, offset)
-
-    async def _commit_offsets(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        offsets: dict[TopicPartition, int] = {}
-        for message in records:
-            offsets[TopicPartition(message.topic, message.partition)] = message.offset + 1
         if not offsets:
             return
         # One commit per fetched batch: each commit is a broker round trip.
@@ -426,37 +463,42 @@ class EventConsumer:
                 extra=log_fields(consumer=self.name, error_type=type(exc).__name__),
             )
 
-    async def _handle_records(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        """Handle ``records`` in order; ``self._done`` counts the prefix that is done."""
-        self._index_of = {}
+    async def _handle_records(
+        self, records: list[ConsumerRecord[bytes, bytes]], indexes: list[int]
+    ) -> bool:
+        """Handle ``records[i]`` for ``i`` in ``indexes``, in order, marking each done;
+        False when shutdown interrupted a retry (the rest stays not done)."""
         group: list[Delivered] = []
-        for index, message in enumerate(records):
+        for index in indexes:
+            message = records[index]
             try:
                 event = CloudEvent.from_kafka(message.value, message.headers)
                 if not self.registry.handles(event.type):
                     CONSUMED.labels(self.name, message.topic, "ignored").inc()
+                    self._done[index] = True
                     continue
                 data = parse_event_data(event.type, event.data)
             except (EnvelopeError, ValidationError) as exc:
                 if await self._apply(group) < len(group):
-                    return
+                    return False
                 group = []
                 await self._dead_letter(message, exc, attempts=1)
-                self._done = index + 1
+                self._done[index] = True
                 continue
             item = Delivered(event, data, message)
             self._index_of[id(item)] = index
             group.append(item)
             if len(group) >= self.max_batch:
                 if await self._apply(group) < len(group):
-                    return
+                    return False
                 group = []
-        if await self._apply(group) == len(group):
-            self._done = len(records)
+        return await self._apply(group) == len(group)
 
     def _advance(self, item: Delivered) -> None:
-        """Record that ``item`` (and everything before it) is done."""
-        self._done = max(self._done, self._index_of.get(id(item), -1) + 1)
+        """Record that ``item`` is done."""
+        index = self._index_of.get(id(item))
+        if index is not None:
+            self._done[index] = True
 
     async def _apply(self, items: list[Delivered]) -> int:
         """Apply ``items`` (one transaction if all goes well); returns how many of them, as a
@@ -477,7 +519,8 @@ class EventConsumer:
                 CONSUMED.labels(
                     self.name, item.message.topic, "handled" if handled else "duplicate"
                 ).inc()
-            self._advance(items[-1])
+            for item in items:
+                self._advance(item)
             return len(items)
         if start:
             # The events before the failure were fine: apply them again without it.

@@ -38,7 +38,7 @@ from leadflow_shared.db import Database
 from leadflow_shared.events import CloudEvent, EventData, KafkaRecord
 from leadflow_shared.ids import new_id, utcnow
 from leadflow_shared.messaging.tables import MessagingTables
-from leadflow_shared.observability import current_traceparent, log_fields
+from leadflow_shared.observability import current_lane, current_traceparent, log_fields
 
 log = logging.getLogger(__name__)
 # session.info key: the records staged by the session's current transaction.
@@ -83,6 +83,7 @@ class Outbox:
             data=data.model_dump(mode="json"),
             time=utcnow(),
             traceparent=current_traceparent(),
+            lane=current_lane(),
         )
         topic = topic or str(data.topic)
         row = {
