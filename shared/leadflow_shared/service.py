@@ -146,6 +146,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
                 max_attempts=settings.consumer_max_attempts,
                 retry_base_ms=settings.consumer_retry_base_ms,
                 max_batch=settings.consumer_max_batch,
+                bulk_per_batch=settings.consumer_bulk_per_batch,
             )
             await consumer.start()
             runtime.consumers.append(consumer)

@@ -65,6 +65,9 @@ class ServiceSettings(BaseSettings):
     consumer_retry_base_ms: int = Field(default=100, ge=1, le=60_000)
     # Events handled in one transaction at most (a fetched batch is split beyond this).
     consumer_max_batch: int = Field(default=500, ge=1, le=5000)
+    # Bulk-lane events (imports and what they cause) handled per fetched batch at most, so a
+    # live event never waits behind more than this many of them.
+    consumer_bulk_per_batch: int = Field(default=100, ge=1, le=5000)
     outbox_poll_interval_s: float = Field(default=1.0, gt=0, le=60)
     # Sent outbox rows are kept a day; processed-event ids longer than Kafka's retention.
     outbox_retention_hours: float = Field(default=24, gt=0, le=24 * 365)
