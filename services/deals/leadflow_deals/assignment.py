@@ -6,7 +6,6 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow_deals.models import Deal, OwnerChange
 from leadflow_deals.repository import DealRepository
 from leadflow_deals.stages import FIRST_STAGE, PROBABILITY
 from leadflow_shared.events import DealCreated
@@ -48,9 +47,7 @@ async def open_deal_for_ae(
         opened_by=opened_by,
     )
     if not opened:
-        existing = await repo.open_deal_of_lead(lead_id)
-        if existing is not None:
-            await move_deal_owner(session, existing, owner, reason="assigned again", by=opened_by)
+        await _move_open_deal(session, lead_id, owner, reason="assigned again", by=opened_by)
         return None
     await outbox.add(
         session,
@@ -75,31 +72,21 @@ async def open_deal_for_ae(
 
 async def reassign_open_deal(
     session: AsyncSession, *, lead_id: str, owner: str, reason: str | None, by: str
-) -> Deal | None:
-    """Give the lead's open deal to ``owner``; closed deals keep the owner who closed them."""
-    deal = await DealRepository(session).open_deal_of_lead(lead_id)
-    if deal is not None:
-        await move_deal_owner(session, deal, owner, reason=reason, by=by)
-    return deal
+) -> str | None:
+    """Give the lead's open deal to ``owner``; closed deals keep the owner who closed them.
+    Returns the open deal's id (None: the lead has none)."""
+    return await _move_open_deal(session, lead_id, owner, reason=reason, by=by)
 
 
-async def move_deal_owner(
-    session: AsyncSession, deal: Deal, owner: str, *, reason: str | None, by: str
-) -> None:
-    if deal.owner == owner:
-        return
-    now = utcnow()
-    DealRepository(session).add(
-        OwnerChange(
-            id=new_id(),
-            deal_id=deal.id,
-            from_owner=deal.owner,
-            to_owner=owner,
-            reason=reason,
-            at=now,
-            by=by,
-        )
-    )
-    deal.owner = owner
-    deal.updated_at = now
-    log.info("deal owner changed", extra=log_fields(deal_id=deal.id, owner=owner))
+async def _move_open_deal(
+    session: AsyncSession, lead_id: str, owner: str, *, reason: str | None, by: str
+) -> str | None:
+    repo = DealRepository(session)
+    deal = await repo.open_deal_owner(lead_id)
+    if deal is None:
+        return None
+    deal_id, current = deal
+    if current != owner:
+        await repo.move_owner(deal_id, current, owner, reason=reason, by=by, at=utcnow())
+        log.info("deal owner changed", extra=log_fields(deal_id=deal_id, owner=owner))
+    return deal_id

@@ -73,7 +73,19 @@ def _open_deal_statement(dialect: str) -> Executable:
     return statement
 
 
+_deals = cast(Table, Deal.__table__)
 _STAGE_CHANGE = insert(cast(Table, StageChange.__table__))
+_OWNER_CHANGE = insert(cast(Table, OwnerChange.__table__))
+_OPEN_DEAL_OWNER = (
+    select(_deals.c.id, _deals.c.owner)
+    .where(_deals.c.lead_id == bindparam("lead_id"), _deals.c.closed_at.is_(None))
+    .with_for_update()
+)
+_SET_OWNER = (
+    update(_deals)
+    .where(_deals.c.id == bindparam("deal_id"))
+    .values(owner=bindparam("new_owner"), updated_at=bindparam("at"))
+)
 
 
 def _dialect_insert(dialect: str) -> Any:
@@ -135,9 +147,34 @@ class DealRepository:
         """The deal; ``for_update`` locks its row until commit (concurrent edits queue)."""
         return await self.session.get(Deal, deal_id, with_for_update=for_update)
 
-    async def open_deal_of_lead(self, lead_id: str) -> Deal | None:
-        return await self.session.scalar(
-            select(Deal).where(Deal.lead_id == lead_id, Deal.closed_at.is_(None)).with_for_update()
+    async def open_deal_owner(self, lead_id: str) -> tuple[str, str] | None:
+        """The lead's open deal as ``(deal id, owner)``, its row locked until commit."""
+        row = (await self.session.execute(_OPEN_DEAL_OWNER, {"lead_id": lead_id})).first()
+        return None if row is None else (row.id, row.owner)
+
+    async def move_owner(
+        self,
+        deal_id: str,
+        from_owner: str,
+        to_owner: str,
+        *,
+        reason: str | None,
+        by: str,
+        at: datetime,
+    ) -> None:
+        """Give the deal to ``to_owner`` and record the change (two statements)."""
+        change = {
+            "id": new_id(),
+            "deal_id": deal_id,
+            "from_owner": from_owner,
+            "to_owner": to_owner,
+            "reason": reason,
+            "at": at,
+            "by": by,
+        }
+        await self.session.execute(_OWNER_CHANGE, change)
+        await self.session.execute(
+            _SET_OWNER, {"deal_id": deal_id, "new_owner": to_owner, "at": at}
         )
 
     async def search(
