@@ -1206,7 +1206,11 @@ def main() -> int:
     results = []
     for database in databases:
         print(f"== {database}: run {run_id} ({'quick' if args.quick else 'full'})", flush=True)
-        r = asyncio.run(run_database(database, plan, only, profile, run_id, args.quick))
+        try:
+            r = asyncio.run(run_database(database, plan, only, profile, run_id, args.quick))
+        except KeyboardInterrupt:
+            print("interrupted: the system was stopped and its databases dropped", flush=True)
+            return 130
         out = RESULTS / f"bench-{stamp}-{database}.json"
         out.write_text(json.dumps(r, indent=2, default=str) + "\n")
         print(f"== {database}: {r.get('elapsed_s')} s, written to {out}", flush=True)
