@@ -52,7 +52,8 @@ _LOCKED_IN = "leadflow.routing.locked_in"
 
 
 class CounterChange(NamedTuple):
-    """``delta`` added to one counter of ``rep_counters`` (see :class:`RepCounter`)."""
+    """``value`` (a delta, e.g. -1) added to one counter of ``rep_counters`` (see
+    :class:`RepCounter`); ``last_at``, when given, becomes the counter's time."""
 
     kind: str
     scope: str
@@ -61,8 +62,8 @@ class CounterChange(NamedTuple):
     last_at: datetime | None = None
 
 
-def _counter_upsert(insert: Any) -> Any:
-    statement = insert(counters)
+def _counter_upsert(dialect_insert: Any) -> Any:
+    statement = dialect_insert(counters)
     return statement.on_conflict_do_update(
         index_elements=[counters.c.kind, counters.c.scope, counters.c.rep_id],
         set_={
