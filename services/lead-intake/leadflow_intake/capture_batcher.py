@@ -13,6 +13,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+from prometheus_client import Histogram
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +27,12 @@ from leadflow_shared.service import ServiceRuntime
 
 log = logging.getLogger(__name__)
 _STATE_KEY = "capture_batcher"
+
+GROUP_SIZE = Histogram(
+    "leadflow_intake_capture_group_leads",
+    "Live captures written per transaction (group commit)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 
 
 @dataclass
@@ -113,6 +120,7 @@ class CaptureBatcher:
             if not batch[0].future.done():
                 batch[0].future.set_exception(exc)
             return
+        GROUP_SIZE.observe(len(batch))
         for item, result in zip(batch, results, strict=True):
             if not item.future.done():  # the client may have gone away meanwhile
                 item.future.set_result(result)
