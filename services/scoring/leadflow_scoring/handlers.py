@@ -43,17 +43,17 @@ async def _store_profiles_and_rescore(
     repo = LeadRepository(session)
     lead_ids = [data.lead_id for _, data in items]
     await repo.lock(*lead_ids)
-    erased = await repo.erased_among(set(lead_ids))
-    for lead_id in erased:
+    facts = await repo.facts(set(lead_ids))
+    for lead_id in facts.erased:
         log.info("event for an erased lead ignored", extra=log_fields(lead_id=lead_id))
     rescores = [
         Rescore(data.lead_id, FitProfile(**{name: getattr(data, name) for name in PROFILE_FIELDS}))
         for _, data in items
-        if data.lead_id not in erased
+        if data.lead_id not in facts.erased
     ]
     now = utcnow()
     await repo.store_profiles({r.lead_id: r.profile for r in rescores}, now)
-    await rescore_leads(session, outbox, rescores, now)
+    await rescore_leads(session, outbox, rescores, now, facts)
 
 
 @handlers.on_batch(LeadCaptured)
@@ -86,12 +86,11 @@ async def rescore_on_engagements(
     repo = LeadRepository(session)
     lead_ids = [data.lead_id for _, data in items]
     await repo.lock(*lead_ids)
-    erased = await repo.erased_among(set(lead_ids))
+    facts = await repo.facts(set(lead_ids))  # before this run's engagements are stored
     first: dict[str, EngagementRecorded] = {}
     for _, data in items:
-        if data.lead_id not in erased:
+        if data.lead_id not in facts.erased:
             first.setdefault(data.engagement_id, data)
-    before = await repo.engagement_facts({data.lead_id for data in first.values()})
     stored = await repo.store_engagements(
         [
             {
@@ -115,7 +114,7 @@ async def rescore_on_engagements(
         for data in new
         if data.lead_id in profiles
     ]
-    await rescore_leads(session, outbox, rescores, utcnow(), engagements_before=before)
+    await rescore_leads(session, outbox, rescores, utcnow(), facts)
 
 
 @handlers.on(LeadErased)

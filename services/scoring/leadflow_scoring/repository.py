@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +26,23 @@ from leadflow_scoring.models import (
 )
 from leadflow_scoring.scoring import PROFILE_FIELDS, EngagementFact, FitProfile
 from leadflow_scoring.statements import Upserts, upserts
+
+
+@dataclass
+class LeadFacts:
+    """What scoring holds about some leads besides their profiles."""
+
+    # Each lead's engagements, oldest first (leads without any are absent).
+    engagements: defaultdict[str, list[EngagementFact]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    # When each scored lead first became an MQL (None: not yet); unscored leads absent.
+    mql_since: dict[str, datetime | None] = field(default_factory=dict)
+    erased: set[str] = field(default_factory=set)
+
+
+def _occurred_at(fact: EngagementFact) -> datetime:
+    return fact.occurred_at
 
 
 class LeadRepository:
@@ -81,19 +99,20 @@ class LeadRepository:
             profiles[lead_id] = FitProfile(**fields)
         return profiles
 
-    async def engagement_facts(self, lead_ids: Collection[str]) -> dict[str, list[EngagementFact]]:
-        """Each lead's engagements, oldest first (leads without any are absent)."""
-        facts: dict[str, list[EngagementFact]] = defaultdict(list)
-        query = statements.ENGAGEMENT_FACTS
-        rows = await self.session.execute(query, {"lead_ids": list(lead_ids)})
-        for lead_id, kind, occurred_at in rows:
-            facts[lead_id].append(EngagementFact(type=kind, occurred_at=occurred_at))
+    async def facts(self, lead_ids: Collection[str]) -> LeadFacts:
+        """What is held about these leads besides their profiles (one statement)."""
+        facts = LeadFacts()
+        rows = await self.session.execute(statements.LEAD_FACTS, {"lead_ids": list(lead_ids)})
+        for lead_id, fact, kind, at in rows:
+            if fact == "engagement":
+                facts.engagements[lead_id].append(EngagementFact(type=kind, occurred_at=at))
+            elif fact == "score":
+                facts.mql_since[lead_id] = at
+            else:
+                facts.erased.add(lead_id)
+        for engagements in facts.engagements.values():
+            engagements.sort(key=_occurred_at)
         return facts
-
-    async def mql_since(self, lead_ids: Collection[str]) -> dict[str, datetime | None]:
-        """When each scored lead first became an MQL (None: not yet); unscored leads absent."""
-        rows = await self.session.execute(statements.MQL_SINCE, {"lead_ids": list(lead_ids)})
-        return {lead_id: mql_at for lead_id, mql_at in rows}
 
     async def store_engagements(self, rows: Sequence[Mapping[str, Any]]) -> set[str]:
         """Store engagements (``engagement_id``, ``lead_id``, ``type``, ``occurred_at``);

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from bisect import insort
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow_scoring.repository import LeadRepository
+from leadflow_scoring.repository import LeadFacts, LeadRepository
 from leadflow_scoring.rules_versions import current_rules
 from leadflow_scoring.scoring import EngagementFact, FitProfile, score_lead
 from leadflow_shared.events import LeadScored
@@ -31,28 +31,24 @@ async def rescore_leads(
     outbox: Outbox,
     items: Sequence[Rescore],
     now: datetime,
-    *,
-    engagements_before: Mapping[str, Sequence[EngagementFact]] | None = None,
+    facts: LeadFacts,
 ) -> list[LeadScored]:
     """Score each item in order under the rules in force and stage one ``lead.scored`` per
     item, in a fixed number of statements however many items there are.
 
-    A lead may appear several times (one item per event): each item is scored as the lead
-    stood after that event — its profile, and the engagements stored before plus those
-    its item and the earlier items added (``engagements_before``: as read before this
-    run's engagements were stored; read here when not given). Once a lead is an MQL it
-    stays one: ``became_mql`` is true only on the first crossing, so routing never
-    receives a second MQL for the same lead. The caller holds the leads' locks.
+    ``facts`` are the leads' facts as read before this run stored anything. A lead may
+    appear several times (one item per event): each item is scored as the lead stood after
+    that event — its profile, and the engagements held before plus those its item and the
+    earlier items added. Once a lead is an MQL it stays one: ``became_mql`` is true only on
+    the first crossing, so routing never receives a second MQL for the same lead. The
+    caller holds the leads' locks.
     """
     if not items:
         return []
-    repo = LeadRepository(session)
-    lead_ids = list(dict.fromkeys(item.lead_id for item in items))
     rules = await current_rules(session)
-    if engagements_before is None:
-        engagements_before = await repo.engagement_facts(lead_ids)
-    engagements = {lead_id: list(engagements_before.get(lead_id, ())) for lead_id in lead_ids}
-    mql_since = await repo.mql_since(lead_ids)
+    lead_ids = dict.fromkeys(item.lead_id for item in items)
+    engagements = {lead_id: list(facts.engagements.get(lead_id, ())) for lead_id in lead_ids}
+    mql_since = dict(facts.mql_since)
     scored: list[LeadScored] = []
     latest: dict[str, dict[str, Any]] = {}
     for item in items:
@@ -91,7 +87,7 @@ async def rescore_leads(
                 scored_at=now,
             )
         )
-    await repo.store_scores(latest.values())
+    await LeadRepository(session).store_scores(latest.values())
     await outbox.add_many(session, scored)
     return scored
 

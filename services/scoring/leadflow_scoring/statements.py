@@ -14,7 +14,18 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import BindParameter, Executable, Table, bindparam, func, select, text
+from sqlalchemy import (
+    BindParameter,
+    Executable,
+    Table,
+    bindparam,
+    func,
+    literal_column,
+    null,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from leadflow_scoring.models import (
@@ -46,12 +57,23 @@ _LEAD_IDS: BindParameter[str] = bindparam("lead_ids", expanding=True)
 FIT_PROFILES = select(profiles.c.lead_id, *(profiles.c[name] for name in PROFILE_FIELDS)).where(
     profiles.c.lead_id.in_(_LEAD_IDS)
 )
-ENGAGEMENT_FACTS = (
-    select(engagements.c.lead_id, engagements.c.type, engagements.c.occurred_at)
-    .where(engagements.c.lead_id.in_(_LEAD_IDS))
-    .order_by(engagements.c.occurred_at)
+# Everything scoring holds about some leads besides their profiles, in one read: one row
+# per engagement (type, occurred_at), per score (when it became an MQL, or NULL) and per
+# erasure tombstone, told apart by ``fact``.
+LEAD_FACTS = union_all(
+    select(
+        engagements.c.lead_id,
+        literal_column("'engagement'").label("fact"),
+        engagements.c.type,
+        engagements.c.occurred_at.label("at"),
+    ).where(engagements.c.lead_id.in_(_LEAD_IDS)),
+    select(scores.c.lead_id, literal_column("'score'"), null(), scores.c.mql_at).where(
+        scores.c.lead_id.in_(_LEAD_IDS)
+    ),
+    select(tombstones.c.lead_id, literal_column("'erased'"), null(), null()).where(
+        tombstones.c.lead_id.in_(_LEAD_IDS)
+    ),
 )
-MQL_SINCE = select(scores.c.lead_id, scores.c.mql_at).where(scores.c.lead_id.in_(_LEAD_IDS))
 ERASED_AMONG = select(tombstones.c.lead_id).where(tombstones.c.lead_id.in_(_LEAD_IDS))
 
 
