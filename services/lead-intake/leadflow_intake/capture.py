@@ -19,6 +19,7 @@ from leadflow_intake.schemas import LeadIn
 from leadflow_shared.events import EventData, LeadCaptured, LeadMerged
 from leadflow_shared.ids import new_id, utcnow
 from leadflow_shared.messaging import Outbox
+from leadflow_shared.observability import use_traceparent
 
 PROFILE_FIELDS = (
     "first_name",
@@ -107,12 +108,15 @@ async def capture_leads(
     leads: Sequence[LeadIn],
     *,
     topic: str | None = None,
+    traceparents: Sequence[str | None] | None = None,
 ) -> list[CaptureResult]:
     """Store new leads and merge known ones (same normalised email), in order; emit
     ``lead.captured`` / ``lead.merged`` on ``topic`` (default: the events' own topic).
 
-    Two submissions of one email in ``leads`` behave as if posted one after the other.
-    Raises :class:`LeadVanished` in a rare race with erasure (the caller retries).
+    ``traceparents``, one per lead, stamps each lead's event with the trace of the request
+    that brought it (default: the trace in hand for all). Two submissions of one email in
+    ``leads`` behave as if posted one after the other. Raises :class:`LeadVanished` in a
+    rare race with erasure (the caller retries).
     """
     now = utcnow()
     repo = LeadRepository(session)
@@ -147,7 +151,16 @@ async def capture_leads(
         events.append(LeadMerged(**profile_of(row), changed_fields=changed))
         results.append(CaptureResult(row["id"], "merged"))
     await repo.update_rows(merged_rows.values())
-    await outbox.add_many(session, events, topic=topic)
+    if traceparents is None:
+        await outbox.add_many(session, events, topic=topic)
+    else:
+        # add_many stamps one trace on all its events: one call per run of the same trace.
+        start = 0
+        for end in range(1, len(events) + 1):
+            if end == len(events) or traceparents[end] != traceparents[start]:
+                with use_traceparent(traceparents[start]):
+                    await outbox.add_many(session, events[start:end], topic=topic)
+                start = end
     return results
 
 

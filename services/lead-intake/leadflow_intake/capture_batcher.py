@@ -23,6 +23,7 @@ from leadflow_intake.schemas import LeadIn
 from leadflow_shared.db import Database
 from leadflow_shared.ids import utcnow
 from leadflow_shared.messaging import Outbox
+from leadflow_shared.observability import current_traceparent
 from leadflow_shared.service import ServiceRuntime
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ GROUP_SIZE = Histogram(
 class _Pending:
     lead: LeadIn
     idempotency: tuple[str, str] | None
+    # The request's trace, for its event: the batcher task runs outside the request.
+    traceparent: str | None
     future: asyncio.Future[CaptureResult] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -74,7 +77,7 @@ class CaptureBatcher:
     ) -> CaptureResult:
         """Capture one lead; returns once it is committed. ``idempotency`` is
         ``(client, key)``: the answer is stored under that key in the same transaction."""
-        item = _Pending(lead, idempotency)
+        item = _Pending(lead, idempotency, current_traceparent())
         if self._task is None or self._stopping:
             await self._write([item])
         else:
@@ -130,6 +133,7 @@ class CaptureBatcher:
         position_of_key: dict[tuple[str, str], int] = {}
         answered_by: list[int] = []
         leads: list[LeadIn] = []
+        traces: list[str | None] = []
         for item in batch:
             key = item.idempotency
             if key is not None and key in position_of_key:
@@ -139,7 +143,8 @@ class CaptureBatcher:
                 position_of_key[key] = len(leads)
             answered_by.append(len(leads))
             leads.append(item.lead)
-        captured = await capture_leads(session, self.outbox, leads)
+            traces.append(item.traceparent)
+        captured = await capture_leads(session, self.outbox, leads, traceparents=traces)
         now = utcnow()
         await LeadRepository(session).remember_many(
             [

@@ -19,7 +19,7 @@ from leadflow_intake.imports import process_next_chunk, reject_unstorable_row
 from leadflow_intake.repository import ImportRepository
 from leadflow_intake.settings import IntakeSettings
 from leadflow_shared.ids import new_id, utcnow
-from leadflow_shared.observability import log_fields
+from leadflow_shared.observability import BULK_LANE, log_fields, use_lane
 from leadflow_shared.service import ServiceRuntime
 
 log = logging.getLogger(__name__)
@@ -100,9 +100,11 @@ class ImportWorker:
         while not self._stopping:
             limit = 1 if isolate else chunk
             try:
-                outcome = await process_next_chunk(
-                    self.db, self.outbox, self.settings, import_id, worker=self.id, limit=limit
-                )
+                # Stamped bulk (ce_lane): every consumer downstream serves it after live work.
+                with use_lane(BULK_LANE):
+                    outcome = await process_next_chunk(
+                        self.db, self.outbox, self.settings, import_id, worker=self.id, limit=limit
+                    )
             except Exception as exc:
                 if _database_unavailable(exc):
                     # Not the rows' fault: wait and try again; nothing is rejected for it.

@@ -77,3 +77,23 @@ async def test_owner_events_of_one_batch_apply_in_order_once(service: Service) -
     assert await deliver_batch(runtime, list(batch[:2]), event_ids=ids[:2]) == [False, False]
     lead = (await client.get(f"/v1/leads/{lead_id}", headers=manager)).json()
     assert lead["owners"]["sdr"] == "sdr-4"
+
+
+async def test_each_grouped_lead_carries_the_trace_of_its_own_request(service: Service) -> None:
+    client, runtime = service
+    traces = {f"t{i}@x.io": f"{i:032x}" for i in range(1, 13)}
+    answers = await asyncio.gather(
+        *(
+            client.post(
+                "/v1/leads",
+                json={"email": email},
+                headers={**WEB, "traceparent": f"00-{trace}-{'1' * 16}-01"},
+            )
+            for email, trace in traces.items()
+        )
+    )
+    assert all(r.status_code == 202 for r in answers)
+    table = runtime.spec.tables.outbox
+    async with runtime.db.sessions() as session:
+        rows = (await session.execute(select(table.c.payload, table.c.traceparent))).all()
+    assert {row.payload["email"]: row.traceparent.split("-")[1] for row in rows} == traces
