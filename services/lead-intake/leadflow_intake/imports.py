@@ -10,7 +10,7 @@ failed. ``done`` is written only once no staged row is left.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
@@ -46,10 +46,12 @@ async def receive_import(
     *,
     worker: str,
     created_by: str,
+    filename: Callable[[], str | None] = lambda: None,
 ) -> Received:
     """Stage every row of the CSV in ``body`` (one transaction per chunk of rows) and
     hand the import to processing. On any error the import is marked failed and its
-    staged rows dropped before the error propagates."""
+    staged rows dropped before the error propagates. ``filename`` is asked once the body
+    is read (a multipart part names its file only as it arrives)."""
     import_id = new_id()
     lease = timedelta(seconds=settings.import_lease_s)
     now = utcnow()
@@ -87,7 +89,7 @@ async def receive_import(
         raise
     async with db.transaction() as session:
         await ImportRepository(session).update(
-            import_id, status="processing", claimed_until=utcnow() + lease
+            import_id, status="processing", claimed_until=utcnow() + lease, filename=filename()
         )
     return Received(import_id, received)
 

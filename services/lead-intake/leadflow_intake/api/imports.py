@@ -12,7 +12,6 @@ from leadflow_intake.csv_stream import MultipartFile
 from leadflow_intake.errors import PayloadTooLarge, UnsupportedMediaType
 from leadflow_intake.import_worker import import_worker
 from leadflow_intake.imports import import_status, receive_import
-from leadflow_intake.repository import ImportRepository
 from leadflow_intake.schemas import ImportStatus
 from leadflow_intake.settings import IntakeSettings
 from leadflow_shared.auth import Principal, require_roles
@@ -75,11 +74,13 @@ async def import_csv(request: Request, runtime: Runtime, principal: Importer) ->
         )
     worker = import_worker(runtime)
     received = await receive_import(
-        runtime.db, settings, body, worker=worker.id, created_by=principal.sub
+        runtime.db,
+        settings,
+        body,
+        worker=worker.id,
+        created_by=principal.sub,
+        filename=lambda: multipart.filename if multipart is not None else None,
     )
-    if multipart is not None and multipart.filename:
-        async with runtime.db.transaction() as session:
-            await ImportRepository(session).update(received.import_id, filename=multipart.filename)
     wants_async = "respond-async" in request.headers.get("prefer", "").lower()
     if received.rows <= settings.import_inline_rows and not wants_async:
         await worker.process(received.import_id)
