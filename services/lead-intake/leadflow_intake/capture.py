@@ -19,7 +19,6 @@ from leadflow_intake.schemas import LeadIn
 from leadflow_shared.events import EventData, LeadCaptured, LeadMerged
 from leadflow_shared.ids import new_id, utcnow
 from leadflow_shared.messaging import Outbox
-from leadflow_shared.observability import use_traceparent
 
 PROFILE_FIELDS = (
     "first_name",
@@ -151,16 +150,7 @@ async def capture_leads(
         events.append(LeadMerged(**profile_of(row), changed_fields=changed))
         results.append(CaptureResult(row["id"], "merged"))
     await repo.update_rows(merged_rows.values())
-    if traceparents is None:
-        await outbox.add_many(session, events, topic=topic)
-    else:
-        # add_many stamps one trace on all its events: one call per run of the same trace.
-        start = 0
-        for end in range(1, len(events) + 1):
-            if end == len(events) or traceparents[end] != traceparents[start]:
-                with use_traceparent(traceparents[start]):
-                    await outbox.add_many(session, events[start:end], topic=topic)
-                start = end
+    await outbox.add_many(session, events, topic=topic, traceparents=traceparents)
     return results
 
 

@@ -74,6 +74,7 @@ class Outbox:
         subject: str | None,
         aggregate_type: str,
         aggregate_id: str | None,
+        traceparent: str | None,
     ) -> tuple[CloudEvent, dict[str, Any]]:
         event = CloudEvent(
             id=new_id(),
@@ -82,7 +83,7 @@ class Outbox:
             subject=subject or data.lead_id,
             data=data.model_dump(mode="json"),
             time=utcnow(),
-            traceparent=current_traceparent(),
+            traceparent=traceparent,
             lane=current_lane(),
         )
         topic = topic or str(data.topic)
@@ -125,21 +126,40 @@ class Outbox:
             subject=subject,
             aggregate_type=aggregate_type,
             aggregate_id=aggregate_id,
+            traceparent=current_traceparent(),
         )
         await session.execute(self._insert, [row])
         return event
 
     async def add_many(
-        self, session: AsyncSession, items: Sequence[EventData], *, topic: str | None = None
+        self,
+        session: AsyncSession,
+        items: Sequence[EventData],
+        *,
+        topic: str | None = None,
+        traceparents: Sequence[str | None] | None = None,
     ) -> list[CloudEvent]:
-        """Stage several events with one multi-row insert (in the given order)."""
+        """Stage several events with one multi-row insert (in the given order).
+
+        ``traceparents`` gives each event its own trace (a set-based handler passes
+        ``child_traceparent(cause.traceparent)`` per event, a group commit each request's);
+        by default every event gets the current one.
+        """
         if not items:
             return []
+        if traceparents is None:
+            traceparents = [current_traceparent()] * len(items)
         staged = [
             self._stage(
-                session, data, topic=topic, subject=None, aggregate_type="lead", aggregate_id=None
+                session,
+                data,
+                topic=topic,
+                subject=None,
+                aggregate_type="lead",
+                aggregate_id=None,
+                traceparent=traceparent,
             )
-            for data in items
+            for data, traceparent in zip(items, traceparents, strict=True)
         ]
         await session.execute(self._insert, [row for _, row in staged])
         return [event for event, _ in staged]
