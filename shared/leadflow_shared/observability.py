@@ -66,17 +66,6 @@ def trace_context(parent: str | None) -> Iterator[str]:
         _current_traceparent.reset(token)
 
 
-@contextmanager
-def use_traceparent(traceparent: str | None) -> Iterator[None]:
-    """Run a block in exactly this span: for work done later on a request's behalf (a
-    batching writer staging that request's events must stamp them with its traceparent)."""
-    token = _current_traceparent.set(traceparent)
-    try:
-        yield
-    finally:
-        _current_traceparent.reset(token)
-
-
 def current_lane() -> str | None:
     """``"bulk"`` while handling bulk-lane events, else None (live)."""
     return _current_lane.get()
