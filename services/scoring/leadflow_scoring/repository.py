@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -39,10 +40,6 @@ class LeadFacts:
     # When each scored lead first became an MQL (None: not yet); unscored leads absent.
     mql_since: dict[str, datetime | None] = field(default_factory=dict)
     erased: set[str] = field(default_factory=set)
-
-
-def _occurred_at(fact: EngagementFact) -> datetime:
-    return fact.occurred_at
 
 
 class LeadRepository:
@@ -111,7 +108,7 @@ class LeadRepository:
             else:
                 facts.erased.add(lead_id)
         for engagements in facts.engagements.values():
-            engagements.sort(key=_occurred_at)
+            engagements.sort(key=attrgetter("occurred_at"))
         return facts
 
     async def store_engagements(self, rows: Sequence[Mapping[str, Any]]) -> set[str]:

@@ -6,6 +6,7 @@ from bisect import insort
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -54,7 +55,7 @@ async def rescore_leads(
     for item in items:
         lead_id = item.lead_id
         if item.engagement is not None:
-            insort(engagements[lead_id], item.engagement, key=_occurred_at)
+            insort(engagements[lead_id], item.engagement, key=attrgetter("occurred_at"))
         result = score_lead(item.profile, engagements[lead_id], rules.rules, now)
         mql_at = mql_since.get(lead_id)
         became_mql = mql_at is None and result.meets_threshold
@@ -90,7 +91,3 @@ async def rescore_leads(
     await LeadRepository(session).store_scores(latest.values())
     await outbox.add_many(session, scored)
     return scored
-
-
-def _occurred_at(fact: EngagementFact) -> datetime:
-    return fact.occurred_at
