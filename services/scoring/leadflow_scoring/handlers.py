@@ -47,8 +47,12 @@ async def _store_profiles_and_rescore(
     for lead_id in facts.erased:
         log.info("event for an erased lead ignored", extra=log_fields(lead_id=lead_id))
     rescores = [
-        Rescore(data.lead_id, FitProfile(**{name: getattr(data, name) for name in PROFILE_FIELDS}))
-        for _, data in items
+        Rescore(
+            data.lead_id,
+            FitProfile(**{name: getattr(data, name) for name in PROFILE_FIELDS}),
+            traceparent=event.traceparent,
+        )
+        for event, data in items
         if data.lead_id not in facts.erased
     ]
     now = utcnow()
@@ -88,9 +92,11 @@ async def rescore_on_engagements(
     await repo.lock(*lead_ids)
     facts = await repo.facts(set(lead_ids))  # before this run's engagements are stored
     first: dict[str, EngagementRecorded] = {}
-    for _, data in items:
-        if data.lead_id not in facts.erased:
-            first.setdefault(data.engagement_id, data)
+    traceparents: dict[str, str | None] = {}
+    for event, data in items:
+        if data.lead_id not in facts.erased and data.engagement_id not in first:
+            first[data.engagement_id] = data
+            traceparents[data.engagement_id] = event.traceparent
     stored = await repo.store_engagements(
         [
             {
@@ -110,7 +116,12 @@ async def rescore_on_engagements(
         )
     profiles = await repo.fit_profiles({data.lead_id for data in new})
     rescores = [
-        Rescore(data.lead_id, profiles[data.lead_id], EngagementFact(data.type, data.occurred_at))
+        Rescore(
+            data.lead_id,
+            profiles[data.lead_id],
+            EngagementFact(data.type, data.occurred_at),
+            traceparents[data.engagement_id],
+        )
         for data in new
         if data.lead_id in profiles
     ]

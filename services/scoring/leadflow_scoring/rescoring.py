@@ -6,6 +6,7 @@ from bisect import insort
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
 from operator import attrgetter
 from typing import Any
 
@@ -16,6 +17,7 @@ from leadflow_scoring.rules_versions import current_rules
 from leadflow_scoring.scoring import EngagementFact, FitProfile, score_lead
 from leadflow_shared.events import LeadScored
 from leadflow_shared.messaging import Outbox
+from leadflow_shared.observability import trace_context
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class Rescore:
     lead_id: str
     profile: FitProfile
     engagement: EngagementFact | None = None
+    traceparent: str | None = None  # the event's: its ``lead.scored`` continues the trace
 
 
 async def rescore_leads(
@@ -89,5 +92,10 @@ async def rescore_leads(
             )
         )
     await LeadRepository(session).store_scores(latest.values())
-    await outbox.add_many(session, scored)
+    # Each lead.scored continues its own event's trace, as a per-event handler's would;
+    # consecutive events of one trace (a chunk of an import) are staged in one insert.
+    pairs = zip(items, scored, strict=True)
+    for traceparent, same_trace in groupby(pairs, key=lambda pair: pair[0].traceparent):
+        with trace_context(traceparent):
+            await outbox.add_many(session, [event for _, event in same_trace])
     return scored

@@ -3,16 +3,19 @@ to the set-based handlers, per-lead order kept (via ``deliver_batch``)."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy import event as sa_event
+from sqlalchemy import select
 
 from leadflow_scoring.repository import LeadRepository
 from leadflow_shared.events import (
     AccountAssigned,
+    CloudEvent,
     EngagementRecorded,
     EventData,
     LeadAssigned,
@@ -21,6 +24,7 @@ from leadflow_shared.events import (
     LeadReassigned,
 )
 from leadflow_shared.ids import new_id, utcnow
+from leadflow_shared.messaging.consumer import Delivered, apply_batch
 from leadflow_shared.service import ServiceRuntime
 from leadflow_shared.testing import deliver, deliver_batch, outbox_events
 
@@ -204,3 +208,34 @@ async def test_engagement_run_counts_each_engagement_once_and_waits_for_profiles
     assert await scored(runtime, "L2") == []
     await deliver(runtime, captured("L2", country="US"))
     assert [e["score"] for e in await scored(runtime, "L2")] == [50]
+
+
+async def test_each_scored_event_of_a_batch_continues_its_own_events_trace(
+    service: Service,
+) -> None:
+    _, runtime = service
+    traces = {lead: secrets.token_hex(16) for lead in ("L1", "L2", "L3")}
+    batch: list[EventData] = [captured("L1"), captured("L2"), captured("L3")]
+    batch += [engagement("L1", "demo_request"), engagement("L2", "demo_request")]
+    items = [
+        Delivered(
+            CloudEvent(
+                type=data.event_type,
+                source="leadflow/test",
+                subject=data.lead_id,
+                data=data.model_dump(mode="json"),
+                traceparent=f"00-{traces[data.lead_id]}-{secrets.token_hex(8)}-01",
+            ),
+            data,
+        )
+        for data in batch
+    ]
+    tables = runtime.spec.tables
+    assert runtime.spec.handlers is not None
+    await apply_batch(runtime.db, tables.processed_events, "scoring", runtime.spec.handlers, items)
+    async with runtime.db.transaction() as session:
+        rows = (
+            await session.execute(select(tables.outbox.c.key, tables.outbox.c.traceparent))
+        ).all()
+    assert len(rows) == 5
+    assert all(traceparent.split("-")[1] == traces[lead] for lead, traceparent in rows)
