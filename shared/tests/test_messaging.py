@@ -500,15 +500,18 @@ async def test_relay_falls_back_to_the_table_when_a_send_fails(
     try:
         await asyncio.sleep(0.3)  # the start-up poll found nothing: fast path from here
         for lead_id in ("first", "second", "third"):
-            async with db.transaction() as session:
-                await outbox.add(
-                    session, LeadErased(lead_id=lead_id, erased_at=utcnow()), topic=topic
-                )
+            with use_lane("bulk" if lead_id == "second" else None):
+                async with db.transaction() as session:
+                    await outbox.add(
+                        session, LeadErased(lead_id=lead_id, erased_at=utcnow()), topic=topic
+                    )
         events = await _read(broker.bootstrap_servers, topic, want=3)
     finally:
         await relay.stop()
         await producer.stop()
     assert [e.lead_id for e in events] == ["first", "second", "third"]
+    # republished from the table, the events keep their lane
+    assert [e.lane for e in events] == [None, "bulk", None]
 
 
 async def test_stopping_the_relay_flushes_what_is_committed(
@@ -547,6 +550,7 @@ async def test_live_events_are_served_before_a_bulk_backlog(
     @handlers.on(LeadCaptured)
     async def captured(session: AsyncSession, event: CloudEvent, data: LeadCaptured) -> None:
         order.append(data.lead_id)
+        await asyncio.sleep(0.005)  # bulk work that takes a while: ~2 s for the backlog
         if len(order) >= 40:
             bulk_under_way.set()
         if len(order) >= 420:

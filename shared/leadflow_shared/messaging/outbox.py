@@ -98,6 +98,7 @@ class Outbox:
             "subject": event.subject,
             "payload": event.data,
             "traceparent": event.traceparent,
+            "lane": event.lane,
             "created_at": event.time,
         }
         staged: list[StagedRecord] = session.info.setdefault(_STAGED, [])
@@ -361,6 +362,7 @@ class OutboxRelay:
                         data=row.payload,
                         time=row.created_at,
                         traceparent=row.traceparent,
+                        lane=row.lane,
                     ).to_kafka(key=row.key),
                 )
                 for row in fresh

@@ -32,6 +32,8 @@ def define_messaging_tables(metadata: MetaData) -> MessagingTables:
         Column("subject", String(200), nullable=False),
         Column("payload", JSON, nullable=False),
         Column("traceparent", String(60), nullable=True),
+        # The event's lane ("bulk" or null): kept so a republish from the table keeps it.
+        Column("lane", String(20), nullable=True),
         Column("created_at", UtcDateTime, nullable=False),
         Column("sent_at", UtcDateTime, nullable=True, index=True),
     )
@@ -41,6 +43,7 @@ def define_messaging_tables(metadata: MetaData) -> MessagingTables:
         Column("consumer", String(100), primary_key=True),
         Column("event_id", String(64), primary_key=True),
         Column("event_type", String(100), nullable=False),
-        Column("processed_at", UtcDateTime, nullable=False),
+        # Housekeeping deletes by age: indexed, or every prune scans the whole table.
+        Column("processed_at", UtcDateTime, nullable=False, index=True),
     )
     return MessagingTables(outbox=outbox, processed_events=processed)
