@@ -49,6 +49,7 @@ from leadflow_shared.events import (
 )
 from leadflow_shared.ids import new_id, utcnow
 from leadflow_shared.messaging.consumer import Delivered, apply_batch
+from leadflow_shared.observability import child_traceparent
 from leadflow_shared.service import ServiceRuntime
 from leadflow_shared.settings import DEV_JWT_SECRET
 
@@ -128,6 +129,7 @@ def delivered(data: EventData) -> Delivered:
         source="leadflow/bench",
         subject=data.lead_id,
         data=data.model_dump(mode="json"),
+        traceparent=child_traceparent(None),  # each its own trace, as live leads come
     )
     return Delivered(event, data)
 

@@ -6,7 +6,6 @@ from bisect import insort
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import groupby
 from operator import attrgetter
 from typing import Any
 
@@ -17,7 +16,7 @@ from leadflow_scoring.rules_versions import current_rules
 from leadflow_scoring.scoring import EngagementFact, FitProfile, score_lead
 from leadflow_shared.events import LeadScored
 from leadflow_shared.messaging import Outbox
-from leadflow_shared.observability import trace_context
+from leadflow_shared.observability import child_traceparent
 
 
 @dataclass(frozen=True)
@@ -92,10 +91,7 @@ async def rescore_leads(
             )
         )
     await LeadRepository(session).store_scores(latest.values())
-    # Each lead.scored continues its own event's trace, as a per-event handler's would;
-    # consecutive events of one trace (a chunk of an import) are staged in one insert.
-    pairs = zip(items, scored, strict=True)
-    for traceparent, same_trace in groupby(pairs, key=lambda pair: pair[0].traceparent):
-        with trace_context(traceparent):
-            await outbox.add_many(session, [event for _, event in same_trace])
+    # Each lead.scored continues its own event's trace, as a per-event handler's would.
+    traceparents = [child_traceparent(item.traceparent) for item in items]
+    await outbox.add_many(session, scored, traceparents=traceparents)
     return scored
