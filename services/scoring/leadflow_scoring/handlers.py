@@ -114,6 +114,8 @@ async def rescore_on_engagements(
             "engagements ignored: counted already, or their lead is erased",
             extra=log_fields(count=len(items) - len(new)),
         )
+    if not new:
+        return
     profiles = await repo.fit_profiles({data.lead_id for data in new})
     rescores = [
         Rescore(
