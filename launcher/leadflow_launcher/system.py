@@ -46,12 +46,12 @@ ALL_TOPICS = TOPICS + DLQ_TOPICS
 # hop latency; but every empty fetch costs the broker CPU (docs/benchmarks.md). Services on
 # the speed-to-lead path wait briefly; the others longer.
 EMBEDDED_FETCH_MAX_WAIT_MS: dict[str, int] = {
-    "lead-intake": 50,
+    "lead-intake": 200,
     "scoring": 5,
     "routing": 5,
-    "deals": 20,
-    "webhooks": 20,
-    "console": 50,
+    "deals": 100,
+    "webhooks": 100,
+    "console": 200,
 }
 # After a few seconds without records every consumer switches to this longer wait, so the
 # idle system costs little; the first lead after a quiet spell pays it once per hop.

@@ -147,6 +147,8 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
                 retry_base_ms=settings.consumer_retry_base_ms,
                 max_batch=settings.consumer_max_batch,
                 bulk_per_batch=settings.consumer_bulk_per_batch,
+                bulk_rate_per_s=settings.consumer_bulk_rate_per_s or None,
+                commit_interval_s=settings.consumer_commit_interval_s,
             )
             await consumer.start()
             runtime.consumers.append(consumer)

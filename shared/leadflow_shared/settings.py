@@ -68,6 +68,11 @@ class ServiceSettings(BaseSettings):
     # Bulk-lane events (imports and what they cause) handled per fetched batch at most, so a
     # live event never waits behind more than this many of them.
     consumer_bulk_per_batch: int = Field(default=100, ge=1, le=5000)
+    # Records of bulk topics (leads.imported) admitted per second: the pace at which an
+    # import enters the pipeline, kept below what the whole pipeline can absorb beside
+    # live traffic (docs/benchmarks.md). 0: no cap.
+    consumer_bulk_rate_per_s: float = Field(default=100, ge=0, le=1_000_000)
+    consumer_commit_interval_s: float = Field(default=0.2, ge=0, le=60)
     outbox_poll_interval_s: float = Field(default=1.0, gt=0, le=60)
     # Sent outbox rows are kept a day; processed-event ids longer than Kafka's retention.
     outbox_retention_hours: float = Field(default=24, gt=0, le=24 * 365)

@@ -663,3 +663,55 @@ async def test_bulk_lane_events_on_a_live_topic_wait_behind_live_ones_in_order_p
                 session, LeadErased(lead_id="x", erased_at=utcnow()), topic=topic
             )
     assert staged.lane == "bulk" and ("ce_lane", b"bulk") in staged.to_kafka().headers
+
+
+async def test_the_bulk_lane_enters_at_its_configured_rate(
+    broker: EmbeddedBroker, db: Database
+) -> None:
+    bulk, name = "rate.imported", "bulk-rate-svc"
+    await create_topics(broker.bootstrap_servers, [bulk, f"{name}.dlq"], partitions=1)
+    handled: list[float] = []
+    all_done = asyncio.Event()
+    handlers = HandlerRegistry()
+
+    @handlers.on(LeadCaptured)
+    async def captured(session: AsyncSession, event: CloudEvent, data: LeadCaptured) -> None:
+        handled.append(time.monotonic())
+        if len(handled) >= 150:
+            all_done.set()
+
+    producer = new_producer(broker.bootstrap_servers, "test")
+    await producer.start()
+    futures = []
+    for i in range(150):
+        data = LeadCaptured(lead_id=f"r-{i}", email=f"r{i}@example.com", captured_at=utcnow())
+        r = CloudEvent(
+            type=data.event_type,
+            source="t",
+            subject=data.lead_id,
+            data=data.model_dump(mode="json"),
+        ).to_kafka()
+        futures.append(await producer.send(bulk, r.value, key=r.key, headers=r.headers))
+    await asyncio.gather(*futures)
+    consumer = EventConsumer(
+        name=name,
+        bootstrap_servers=broker.bootstrap_servers,
+        db=db,
+        tables=tables,
+        producer=producer,
+        handlers=handlers,
+        dlq_topic=f"{name}.dlq",
+        fetch_max_wait_ms=10,
+        bulk_rate_per_s=50,
+        topics=[bulk],
+        bulk_topics=frozenset({bulk}),
+    )
+    await consumer.start()
+    try:
+        await asyncio.wait_for(all_done.wait(), timeout=30)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    # A burst of 50 (the bucket), then 50 per second: the last 100 take about two seconds.
+    assert handled[-1] - handled[0] >= 1.5, handled[-1] - handled[0]
+    assert len(handled) == 150

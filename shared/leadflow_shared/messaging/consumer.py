@@ -285,6 +285,8 @@ class EventConsumer:
         retry_base_ms: int = 100,
         max_batch: int = 500,
         bulk_per_batch: int = 100,
+        bulk_rate_per_s: float | None = None,
+        commit_interval_s: float = 0.2,
         topics: list[str] | None = None,
         bulk_topics: frozenset[str] = BULK_TOPICS,
     ) -> None:
@@ -300,6 +302,17 @@ class EventConsumer:
         # Bulk-lane events handled per fetched batch at most: the rest waits for the next
         # fetch, so a live event never queues behind more than this many bulk ones.
         self.bulk_per_batch = bulk_per_batch
+        # Bulk-topic records admitted per second at most (token bucket; None: no cap). The
+        # bulk lane enters the pipeline at this pace, so what it causes downstream (scores,
+        # decisions on live topics) never outruns the services after this one.
+        self.bulk_rate_per_s = bulk_rate_per_s
+        self._bulk_tokens = bulk_rate_per_s or 0.0
+        self._bulk_refilled_at = time.monotonic()
+        # Offsets are committed at most this often (each commit is a broker round trip; a
+        # redelivery after a crash or rebalance is skipped by processed_events).
+        self.commit_interval_s = commit_interval_s
+        self._uncommitted: dict[TopicPartition, int] = {}
+        self._committed_at = 0.0
         self.topics = topics or handlers.topics
         self.bulk_topics = bulk_topics
         # The local broker answers an empty fetch only when the wait expires: a short wait
@@ -339,6 +352,7 @@ class EventConsumer:
             except TimeoutError:
                 self._task.cancel()
         self.running = False
+        await self._commit_offsets(force=True)
         try:
             await self.consumer.stop()
         except asyncio.CancelledError:
@@ -354,6 +368,7 @@ class EventConsumer:
                 self._pace(bool(batch))
                 if batch:
                     await self._handle_batch(batch)
+                await self._commit_offsets()
                 await self._prioritise_live()
             except Exception:
                 # e.g. the DLQ write failed because the broker is away: the batch was rewound
@@ -390,6 +405,9 @@ class EventConsumer:
             if highwater is not None and highwater > await self.consumer.position(tp):
                 backlog = True
                 break
+        if self.bulk_rate_per_s is not None:
+            self._refill_bulk_tokens()
+            backlog = backlog or self._bulk_tokens < 1
         paused = self.consumer.paused()
         if backlog:
             self.consumer.pause(*[tp for tp in bulk if tp not in paused])
@@ -409,10 +427,11 @@ class EventConsumer:
         self._index_of = {}
         try:
             if await self._handle_records(records, live):
+                admitted = self._admit_bulk(records, bulk[: self.bulk_per_batch])
                 with use_lane(BULK_LANE):
-                    await self._handle_records(records, bulk[: self.bulk_per_batch])
+                    await self._handle_records(records, admitted)
         finally:
-            await self._settle(records)
+            self._settle(records)
             BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
 
     def _lanes(self, records: list[ConsumerRecord[bytes, bytes]]) -> tuple[list[int], list[int]]:
@@ -434,9 +453,36 @@ class EventConsumer:
                 live.append(index)
         return live, bulk
 
-    async def _settle(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        """Commit every partition's done prefix; rewind partitions to their first message
-        not done (a later message already done is redelivered and skipped as a duplicate)."""
+    def _refill_bulk_tokens(self) -> None:
+        assert self.bulk_rate_per_s is not None
+        now = time.monotonic()
+        self._bulk_tokens = min(
+            self.bulk_rate_per_s,
+            self._bulk_tokens + (now - self._bulk_refilled_at) * self.bulk_rate_per_s,
+        )
+        self._bulk_refilled_at = now
+
+    def _admit_bulk(
+        self, records: list[ConsumerRecord[bytes, bytes]], indexes: list[int]
+    ) -> list[int]:
+        """The prefix of ``indexes`` the bulk rate allows (records of bulk topics spend one
+        token each; bulk-lane records of live topics were paced where they entered)."""
+        if self.bulk_rate_per_s is None:
+            return indexes
+        self._refill_bulk_tokens()
+        admitted = 0
+        for count, index in enumerate(indexes):
+            if records[index].topic in self.bulk_topics:
+                if self._bulk_tokens < 1:
+                    return indexes[:count]
+                self._bulk_tokens -= 1
+            admitted = count + 1
+        return indexes[:admitted]
+
+    def _settle(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Queue every partition's done prefix for commit; rewind partitions to their first
+        message not done (a later one already done is redelivered and skipped as a
+        duplicate)."""
         offsets: dict[TopicPartition, int] = {}
         first_left: dict[TopicPartition, int] = {}
         for message, done in zip(records, self._done, strict=True):
@@ -450,9 +496,17 @@ class EventConsumer:
         for tp, offset in first_left.items():
             with contextlib.suppress(IllegalStateError):  # revoked: the new owner resumes
                 self.consumer.seek(tp, offset)
-        if not offsets:
+        self._uncommitted.update(offsets)
+
+    async def _commit_offsets(self, *, force: bool = False) -> None:
+        """Commit the offsets of handled batches, at most every ``commit_interval_s``."""
+        if not self._uncommitted:
             return
-        # One commit per fetched batch: each commit is a broker round trip.
+        now = time.monotonic()
+        if not force and now - self._committed_at < self.commit_interval_s:
+            return
+        offsets, self._uncommitted = self._uncommitted, {}
+        self._committed_at = now
         try:
             await self.consumer.commit(offsets)
         except Exception as exc:
