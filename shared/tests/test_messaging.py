@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -291,8 +292,10 @@ def _consumer(
     producer: AIOKafkaProducer,
     handlers: HandlerRegistry,
     name: str,
-    topic: str,
+    topic: str | None,
+    **options: Any,
 ) -> EventConsumer:
+    """A consumer of ``topic`` (None: the registry's topics) with short waits."""
     return EventConsumer(
         name=name,
         bootstrap_servers=broker.bootstrap_servers,
@@ -303,8 +306,27 @@ def _consumer(
         dlq_topic=f"{name}.dlq",
         fetch_max_wait_ms=10,
         retry_base_ms=10,
-        topics=[topic],
+        topics=[topic] if topic else None,
+        **options,
     )
+
+
+async def _produce_captures(
+    producer: AIOKafkaProducer, topic: str, prefix: str, count: int
+) -> None:
+    futures = []
+    for i in range(count):
+        data = LeadCaptured(
+            lead_id=f"{prefix}-{i:03d}", email=f"{prefix}{i}@example.com", captured_at=utcnow()
+        )
+        r = CloudEvent(
+            type=data.event_type,
+            source="t",
+            subject=data.lead_id,
+            data=data.model_dump(mode="json"),
+        ).to_kafka()
+        futures.append(await producer.send(topic, r.value, key=r.key, headers=r.headers))
+    await asyncio.gather(*futures)
 
 
 async def _produce_erasures(producer: AIOKafkaProducer, topic: str, lead_ids: list[str]) -> None:
@@ -559,38 +581,13 @@ async def test_live_events_are_served_before_a_bulk_backlog(
     producer = new_producer(broker.bootstrap_servers, "test")
     await producer.start()
 
-    async def produce(topic: str, prefix: str, count: int) -> None:
-        futures = []
-        for i in range(count):
-            data = LeadCaptured(
-                lead_id=f"{prefix}-{i:03d}", email=f"{prefix}{i}@example.com", captured_at=utcnow()
-            )
-            r = CloudEvent(
-                type=data.event_type,
-                source="t",
-                subject=data.lead_id,
-                data=data.model_dump(mode="json"),
-            ).to_kafka()
-            futures.append(await producer.send(topic, r.value, key=r.key, headers=r.headers))
-        await asyncio.gather(*futures)
-
-    await produce(bulk, "bulk", 400)
-    consumer = EventConsumer(
-        name=name,
-        bootstrap_servers=broker.bootstrap_servers,
-        db=db,
-        tables=tables,
-        producer=producer,
-        handlers=handlers,
-        dlq_topic=f"{name}.dlq",
-        fetch_max_wait_ms=10,
-        max_batch=20,
-    )
+    await _produce_captures(producer, bulk, "bulk", 400)
+    consumer = _consumer(broker, db, producer, handlers, name, None, max_batch=20)
     assert consumer.topics == [live, bulk]
     await consumer.start()
     try:
         await asyncio.wait_for(bulk_under_way.wait(), timeout=30)
-        await produce(live, "live", 20)
+        await _produce_captures(producer, live, "live", 20)
         await asyncio.wait_for(all_done.wait(), timeout=30)
     finally:
         await consumer.stop()
@@ -682,28 +679,15 @@ async def test_the_bulk_lane_enters_at_its_configured_rate(
 
     producer = new_producer(broker.bootstrap_servers, "test")
     await producer.start()
-    futures = []
-    for i in range(150):
-        data = LeadCaptured(lead_id=f"r-{i}", email=f"r{i}@example.com", captured_at=utcnow())
-        r = CloudEvent(
-            type=data.event_type,
-            source="t",
-            subject=data.lead_id,
-            data=data.model_dump(mode="json"),
-        ).to_kafka()
-        futures.append(await producer.send(bulk, r.value, key=r.key, headers=r.headers))
-    await asyncio.gather(*futures)
-    consumer = EventConsumer(
-        name=name,
-        bootstrap_servers=broker.bootstrap_servers,
-        db=db,
-        tables=tables,
-        producer=producer,
-        handlers=handlers,
-        dlq_topic=f"{name}.dlq",
-        fetch_max_wait_ms=10,
+    await _produce_captures(producer, bulk, "r", 150)
+    consumer = _consumer(
+        broker,
+        db,
+        producer,
+        handlers,
+        name,
+        bulk,
         bulk_rate_per_s=50,
-        topics=[bulk],
         bulk_topics=frozenset({bulk}),
     )
     await consumer.start()
