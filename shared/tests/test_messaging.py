@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import Column, MetaData, String, Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -699,3 +699,68 @@ async def test_the_bulk_lane_enters_at_its_configured_rate(
     # A burst of 50 (the bucket), then 50 per second: the last 100 take about two seconds.
     assert handled[-1] - handled[0] >= 1.5, handled[-1] - handled[0]
     assert len(handled) == 150
+
+
+async def test_the_table_poll_gets_past_rows_the_relay_has_in_hand(
+    broker: EmbeddedBroker, db: Database
+) -> None:
+    topic = "relay.backlog"
+    await create_topics(broker.bootstrap_servers, [topic], partitions=1)
+    producer = new_producer(broker.bootstrap_servers, "test")
+    await producer.start()
+    relay = OutboxRelay(db, tables, producer, poll_interval_s=30, batch_size=10)
+    relay._degraded = False  # as after start-up: the fast path takes new commits
+    outbox = Outbox(tables, "leadflow/test")
+    async with db.transaction() as session:  # 10 rows handed to the relay's fast path
+        await outbox.add_many(
+            session,
+            [LeadErased(lead_id=f"q-{i}", erased_at=utcnow()) for i in range(10)],
+            topic=topic,
+        )
+    relay._degraded = True  # 15 more rows committed while it polls the table
+    async with db.transaction() as session:
+        await outbox.add_many(
+            session,
+            [LeadErased(lead_id=f"t-{i}", erased_at=utcnow()) for i in range(15)],
+            topic=topic,
+        )
+    try:
+        # The first batch read is all in hand: the poll stops instead of re-reading it
+        # forever, and the shutdown flush still publishes every row.
+        assert await asyncio.wait_for(relay.publish_pending(), timeout=5) == 0
+        await relay.stop()
+        events = await _read(broker.bootstrap_servers, topic, want=25)
+    finally:
+        await producer.stop()
+    assert len({e.lead_id for e in events}) == 25
+
+
+async def test_stopping_the_consumer_commits_its_coalesced_offsets(
+    broker: EmbeddedBroker, db: Database
+) -> None:
+    topic, name = "commit.topic", "commit-svc"
+    await create_topics(broker.bootstrap_servers, [topic, f"{name}.dlq"], partitions=1)
+    handled = asyncio.Event()
+    handlers = HandlerRegistry()
+
+    @handlers.on(LeadErased)
+    async def handle(session: AsyncSession, event: CloudEvent, data: LeadErased) -> None:
+        if data.lead_id == "c-009":
+            handled.set()
+
+    producer = new_producer(broker.bootstrap_servers, "test")
+    await producer.start()
+    await _produce_erasures(producer, topic, [f"c-{i:03d}" for i in range(10)])
+    consumer = _consumer(broker, db, producer, handlers, name, topic, commit_interval_s=60)
+    await consumer.start()
+    try:
+        await asyncio.wait_for(handled.wait(), timeout=20)
+    finally:
+        await consumer.stop()  # the 60 s interval has not passed: stop must commit
+        await producer.stop()
+    reader = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap_servers, group_id=name)
+    await reader.start()
+    try:
+        assert await reader.committed(TopicPartition(topic, 0)) == 10
+    finally:
+        await reader.stop()

@@ -243,6 +243,7 @@ class OutboxRelay:
         """Publish everything committed so far, including rows found by a full poll."""
         while self._queue:
             await self._publish_queued()
+        await self._mark_sent()  # rows in hand would hide the rows behind them from the poll
         self._degraded = True
         while await self.publish_pending() == self.batch_size:
             pass
@@ -329,7 +330,9 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """Publish one batch of committed, unsent rows found in the table, in sequence
-        order; returns how many rows were read (``batch_size`` means: there may be more)."""
+        order; returns how many rows were read (``batch_size`` means: there may be more),
+        or 0 when every row read is already in this relay's hands (the fast path owns
+        them; reading again would find the same rows)."""
         self._committed_while_degraded = False
         async with self.db.read() as session:
             if not self.db.is_sqlite:
@@ -380,7 +383,7 @@ class OutboxRelay:
             log.debug("relayed outbox rows from the table", extra=log_fields(count=len(fresh)))
         if len(rows) < self.batch_size and not self._committed_while_degraded:
             self._degraded = False  # the table is drained: back to the fast path
-        return len(rows)
+        return len(rows) if fresh else 0
 
 
 def _discard_staged(session: Session) -> None:
