@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from leadflow_shared.testing import auth_header
 from leadflow_webhooks.testing import Received, Receiver
@@ -69,6 +70,23 @@ async def read_topic(
         return out
     finally:
         await consumer.stop()
+
+
+async def group_state(bootstrap: str, group: str) -> tuple[str, int]:
+    """(state, number of members) of a consumer group, from the broker's DescribeGroups.
+
+    ``Stable`` means the last rebalance is complete: every member joined and got its
+    assignment (the local broker does not report the assignments themselves).
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_consumer_groups([group])
+        (described,) = response.groups
+        _error, _group, state, _ptype, _protocol, members = described
+        return str(state), len(members)
+    finally:
+        await admin.close()
 
 
 def headers_of(message: ConsumerRecord[bytes, bytes]) -> dict[str, str]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import httpx
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from leadflow_launcher.system import System
 from tests.helpers import MANAGER, WEB, data_of, eventually, headers_of, read_topic
@@ -32,54 +33,67 @@ async def _score(http: httpx.AsyncClient, urls: dict[str, str], lead_id: str) ->
     return r.json() if r.status_code == 200 else {}
 
 
+async def _scored_rows(system: System, lead_id: str) -> int:
+    """How many ``lead.scored`` events scoring's outbox holds for ``lead_id``: each handled
+    ``lead.captured`` adds one in the handler's own transaction (rescoring a profile is not
+    idempotent), so a redelivery that slipped past ``processed_events`` shows up here."""
+    dsn = system.env["DATABASE_URL_SCORING"].replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn)
+    try:
+        count = await conn.fetchval(
+            "SELECT count(*) FROM outbox WHERE event_type = 'lead.scored' AND key = $1", lead_id
+        )
+    finally:
+        await conn.close()
+    return int(count)
+
+
+async def _committed(bootstrap: str, group: str, tp: TopicPartition) -> int:
+    """The consumer group's committed offset on ``tp`` (-1 when none)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    await consumer.start()
+    try:
+        return await consumer.committed(tp) or -1
+    finally:
+        await consumer.stop()
+
+
 async def test_redelivered_event_has_no_second_effect(system: System, urls: dict[str, str]) -> None:
     async with httpx.AsyncClient(timeout=10) as http:
         lead_id = await _new_lead(http, urls, "redelivery@smallco.io")
-        r = await http.post(
-            f"{urls['lead-intake']}/v1/engagements",
-            headers=WEB,
-            json={"lead_id": lead_id, "type": "pricing_page_view"},
+
+        async def scored() -> dict[str, Any] | None:
+            return await _score(http, urls, lead_id) or None
+
+        await eventually(scored, what="lead scored")
+        assert await _scored_rows(system, lead_id) == 1
+
+    # Redeliver the very same lead.captured (same ce_id), as Kafka may after a crash. Without
+    # the processed_events claim, scoring would handle it again: store the profile, rescore
+    # and stage a second lead.scored.
+    (original,) = [
+        m
+        for m in await read_topic(system.bootstrap_servers, "leads.captured")
+        if data_of(m).get("lead_id") == lead_id and headers_of(m)["ce_type"] == "lead.captured"
+    ]
+    producer = AIOKafkaProducer(bootstrap_servers=system.bootstrap_servers)
+    await producer.start()
+    try:
+        sent = await producer.send_and_wait(
+            "leads.captured", original.value, key=original.key, headers=list(original.headers)
         )
-        assert r.status_code == 202
-        engagement_id = r.json()["engagement_id"]
+    finally:
+        await producer.stop()
 
-        async def engaged() -> dict[str, Any] | None:
-            s = await _score(http, urls, lead_id)
-            return s if s.get("engagement", 0) > 0 else None
+    # Scoring has consumed past the duplicate once its committed offset passes it (offsets
+    # are committed only after the handling transaction commits).
+    tp = TopicPartition("leads.captured", sent.partition)
 
-        before = await eventually(engaged, what="engagement scored")
+    async def consumed_past() -> bool:
+        return await _committed(system.bootstrap_servers, "scoring", tp) > int(sent.offset)
 
-        # Redeliver the very same engagement event (same ce_id), as Kafka may after a crash.
-        (original,) = [
-            m
-            for m in await read_topic(system.bootstrap_servers, "leads.engagement")
-            if data_of(m).get("engagement_id") == engagement_id
-        ]
-        producer = AIOKafkaProducer(bootstrap_servers=system.bootstrap_servers)
-        await producer.start()
-        try:
-            await producer.send_and_wait(
-                "leads.engagement", original.value, key=original.key, headers=list(original.headers)
-            )
-        finally:
-            await producer.stop()
-        # A fresh engagement afterwards proves the consumer has moved past the duplicate.
-        r = await http.post(
-            f"{urls['lead-intake']}/v1/engagements",
-            headers=WEB,
-            json={"lead_id": lead_id, "type": "email_click"},
-        )
-        assert r.status_code == 202
-
-        async def clicked() -> dict[str, Any] | None:
-            s = await _score(http, urls, lead_id)
-            factors = " ".join(f["factor"] for f in s.get("explanation", []))
-            return s if "email_click" in factors else None
-
-        after = await eventually(clicked, what="second engagement scored")
-        pricing = [f for f in after["explanation"] if "pricing_page_view" in f["factor"]]
-        before_pricing = [f for f in before["explanation"] if "pricing_page_view" in f["factor"]]
-        assert pricing == before_pricing, "the duplicate engagement was counted twice"
+    await eventually(consumed_past, what="scoring's offset past the redelivered event")
+    assert await _scored_rows(system, lead_id) == 1, "the redelivered event was handled twice"
 
 
 async def test_unparseable_message_lands_in_dlq_and_consumer_carries_on(

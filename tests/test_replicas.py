@@ -3,7 +3,6 @@ no lead is assigned twice, rotation stays fair."""
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from typing import Any
 
@@ -11,7 +10,15 @@ import httpx
 
 from leadflow_launcher.system import System
 from leadflow_shared.broker import free_port
-from tests.helpers import MANAGER, WEB, data_of, eventually, headers_of, read_topic
+from tests.helpers import (
+    MANAGER,
+    WEB,
+    data_of,
+    eventually,
+    group_state,
+    headers_of,
+    read_topic,
+)
 
 
 def _consumed(metrics: str) -> float:
@@ -31,7 +38,17 @@ async def test_two_replicas_of_scoring_and_routing_assign_each_lead_once_and_fai
     members = [urls["routing"], replica, urls["scoring"], second_scoring.url]
     try:
         async with httpx.AsyncClient(timeout=10) as http:
-            await asyncio.sleep(5)  # the groups rebalance onto two members each
+
+            async def rebalanced() -> bool:
+                # Each group has finished its rebalance onto two members (4 partitions per
+                # topic: each member then holds some of every topic).
+                states = [
+                    await group_state(system.bootstrap_servers, group)
+                    for group in ("routing", "scoring")
+                ]
+                return all(state == ("Stable", 2) for state in states)
+
+            await eventually(rebalanced, timeout_s=60, what="both groups stable with 2 members")
             before = {u: _consumed((await http.get(f"{u}/metrics")).text) for u in members}
 
             lead_ids = []

@@ -8,7 +8,7 @@ from leadflow_shared.errors import InvalidInput
 from leadflow_shared.ids import new_id, utcnow
 from leadflow_shared.service import Runtime, SessionDep
 from leadflow_webhooks.access import IdPath, Integrator, owned_subscription, owner_filter
-from leadflow_webhooks.lifecycle import settings_of, target_policy
+from leadflow_webhooks.lifecycle import secret_box_of, settings_of, target_policy
 from leadflow_webhooks.models import Subscription
 from leadflow_webhooks.repository import DeliveryRepository, SubscriptionRepository
 from leadflow_webhooks.schemas import SubscriptionCreated, SubscriptionIn, SubscriptionOut
@@ -39,21 +39,20 @@ async def register_webhook(
     problem = url_problem(body.url, target_policy(settings_of(runtime)))
     if problem is not None:
         raise InvalidInput.field("url", problem)
+    secret = new_secret()
     subscription = Subscription(
         id=new_id(),
         owner=principal.sub,
         url=body.url,
         event_types=body.event_types,
         description=body.description,
-        secret=new_secret(),
+        secret=secret_box_of(runtime).seal(secret),
         active=True,
         created_at=utcnow(),
     )
     SubscriptionRepository(session).add(subscription)
     session.info[SUBSCRIPTIONS_CHANGED] = True
-    return SubscriptionCreated(
-        **subscription_out(subscription).model_dump(), secret=subscription.secret
-    )
+    return SubscriptionCreated(**subscription_out(subscription).model_dump(), secret=secret)
 
 
 @router.get("", response_model=list[SubscriptionOut])
