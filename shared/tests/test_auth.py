@@ -28,7 +28,7 @@ def test_expired_wrong_secret_and_unknown_role_are_unauthorized() -> None:
     forged = jwt.encode({"sub": "a", "role": "emperor", "exp": 9999999999}, SECRET, "HS256")
     with pytest.raises(Unauthorized, match="role"):
         decode_token(SECRET, forged)
-    none_alg = jwt.encode({"sub": "a", "role": "admin", "exp": 9999999999}, None, "none")
+    none_alg = jwt.encode({"sub": "a", "role": "admin", "exp": 9999999999}, "", "none")
     with pytest.raises(Unauthorized):
         decode_token(SECRET, none_alg)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from leadflow_shared.observability import log_fields
 from leadflow_shared.service import ServiceRuntime
+from leadflow_webhooks.secret_box import SecretBox, reseal_under_current_key
 from leadflow_webhooks.sender import new_http_client
 from leadflow_webhooks.settings import WebhooksSettings
 from leadflow_webhooks.subscribed_types import subscribed_types
@@ -12,6 +14,9 @@ from leadflow_webhooks.target_policy import TargetPolicy
 from leadflow_webhooks.worker import DeliveryWorker
 
 WORKER = "delivery_worker"
+BOX = "secret_box"
+
+log = logging.getLogger(__name__)
 
 
 def settings_of(runtime: ServiceRuntime) -> WebhooksSettings:
@@ -22,6 +27,13 @@ def settings_of(runtime: ServiceRuntime) -> WebhooksSettings:
 
 def target_policy(settings: WebhooksSettings) -> TargetPolicy:
     return TargetPolicy.from_settings(settings.allow_private_targets, settings.allowed_cidrs)
+
+
+def secret_box_of(runtime: ServiceRuntime) -> SecretBox:
+    box = runtime.state.get(BOX)
+    if not isinstance(box, SecretBox):
+        box = runtime.state[BOX] = settings_of(runtime).secret_box()
+    return box
 
 
 def worker_of(runtime: ServiceRuntime) -> DeliveryWorker | None:
@@ -35,9 +47,16 @@ async def start_delivery_worker(runtime: ServiceRuntime) -> None:
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
     settings = settings_of(runtime)
+    box = secret_box_of(runtime)
+    # After a key rotation, secrets under an old key move to the current one.
+    async with runtime.db.transaction() as session:
+        resealed = await reseal_under_current_key(session, box)
+    if resealed:
+        log.info("webhook secrets re-encrypted", extra=log_fields(count=resealed))
     worker = DeliveryWorker(
         runtime.db,
         new_http_client(target_policy(settings)),
+        box,
         retry_schedule_s=settings.retry_schedule_s,
         timeout_s=settings.delivery_timeout_s,
         max_concurrent=settings.max_concurrent_deliveries,

@@ -9,6 +9,7 @@ from leadflow_webhooks.api import deliveries, subscriptions
 from leadflow_webhooks.handlers import handlers
 from leadflow_webhooks.lifecycle import start_delivery_worker, stop_delivery_worker
 from leadflow_webhooks.models import Base, messaging
+from leadflow_webhooks.secret_box import use_for_migrations
 from leadflow_webhooks.settings import WebhooksSettings
 
 SPEC = ServiceSpec(
@@ -28,4 +29,7 @@ SPEC = ServiceSpec(
 
 
 def create_app(settings: WebhooksSettings | None = None) -> FastAPI:
-    return create_service_app(SPEC, settings or WebhooksSettings())
+    settings = settings or WebhooksSettings()
+    # The start-up migrations encrypt plaintext secrets with this app's keys.
+    use_for_migrations(settings.secret_box())
+    return create_service_app(SPEC, settings)

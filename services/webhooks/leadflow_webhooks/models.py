@@ -44,7 +44,8 @@ class Subscription(Base):
     url: Mapped[str] = mapped_column(String(2000))
     event_types: Mapped[list[str]] = mapped_column(JSON)
     description: Mapped[str | None] = mapped_column(Text)
-    # Kept readable because every delivery is signed with it; never logged or listed.
+    # Encrypted at rest (a Fernet token, leadflow_webhooks.secret_box): the signer decrypts
+    # it for every delivery; never logged or listed.
     secret: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)

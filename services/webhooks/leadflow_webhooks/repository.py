@@ -43,7 +43,8 @@ class DeliveryKey:
 class ClaimedDelivery:
     id: str
     url: str
-    secret: str
+    # As stored: encrypted (leadflow_webhooks.secret_box); the worker decrypts it to sign.
+    sealed_secret: str
     body: str
     run_attempts: int
 
@@ -206,7 +207,7 @@ class DeliveryRepository:
         return ClaimedDelivery(
             id=delivery.id,
             url=row[1],
-            secret=row[2],
+            sealed_secret=row[2],
             body=delivery.body,
             run_attempts=delivery.run_attempts,
         )

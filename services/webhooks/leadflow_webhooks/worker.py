@@ -26,6 +26,7 @@ from leadflow_webhooks.backoff import retry_delay
 from leadflow_webhooks.fanout import DELIVERIES_QUEUED
 from leadflow_webhooks.models import DeliveryAttempt, DeliveryStatus
 from leadflow_webhooks.repository import ClaimedDelivery, DeliveryKey, DeliveryRepository
+from leadflow_webhooks.secret_box import SecretBox
 from leadflow_webhooks.sender import AttemptOutcome, Message, send_attempt
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class DeliveryWorker:
         self,
         db: Database,
         client: httpx.AsyncClient,
+        secret_box: SecretBox,
         *,
         retry_schedule_s: Sequence[float],
         timeout_s: float,
@@ -50,6 +52,7 @@ class DeliveryWorker:
     ) -> None:
         self.db = db
         self.client = client
+        self.secret_box = secret_box
         self.retry_schedule_s = tuple(retry_schedule_s)
         self.timeout_s = timeout_s
         self.max_concurrent = max_concurrent
@@ -167,7 +170,10 @@ class DeliveryWorker:
     async def attempt(self, claimed: ClaimedDelivery) -> AttemptOutcome:
         """Send one claimed delivery and record the attempt and its consequence."""
         message = Message(
-            id=claimed.id, url=claimed.url, secret=claimed.secret, body=claimed.body.encode()
+            id=claimed.id,
+            url=claimed.url,
+            secret=self.secret_box.open(claimed.sealed_secret),
+            body=claimed.body.encode(),
         )
         attempted_at = utcnow()
         outcome = await send_attempt(self.client, message, self.timeout_s)
