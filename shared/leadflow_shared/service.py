@@ -121,6 +121,8 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
                 runtime.producer,
                 poll_interval_s=settings.outbox_poll_interval_s,
             )
+            if settings.broker_epoch:
+                await runtime.relay.adopt_broker_epoch(settings.broker_epoch)
             runtime.relay.start()
         housekeeper = Housekeeper(
             runtime.db,

@@ -47,6 +47,14 @@ class ServiceSettings(BaseSettings):
         le=60_000,
         validation_alias=AliasChoices("KAFKA_FETCH_IDLE_WAIT_MS", "kafka_fetch_idle_wait_ms"),
     )
+    # Set by the launcher for a broker that keeps topics in memory: a new value means the
+    # broker lost what it held, and the outbox relay republishes what it sent since the
+    # previous epoch began (docs/RELIABILITY.md). Unset: a durable broker, nothing to do.
+    broker_epoch: str = Field(
+        default="",
+        max_length=64,
+        validation_alias=AliasChoices("LEADFLOW_BROKER_EPOCH", "broker_epoch"),
+    )
     kafka_enabled: bool = Field(
         default=True, validation_alias=AliasChoices("LEADFLOW_KAFKA_ENABLED", "kafka_enabled")
     )

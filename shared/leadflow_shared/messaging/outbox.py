@@ -14,6 +14,13 @@ published — the process stopped, the broker was away, another replica wrote th
 found by a poll and published in commit-sequence order. A row may therefore be published
 twice (for example after a crash between the broker's ack and the mark); consumers
 deduplicate by event id.
+
+A broker that keeps its topics in memory (the embedded default) loses every event it held
+when it restarts, consumed or not. The launcher gives each broker it starts a new epoch
+(``LEADFLOW_BROKER_EPOCH``); a relay that meets a new epoch marks unsent again every row it
+sent since the previous epoch began, and the table poll republishes them in sequence order
+(:meth:`OutboxRelay.adopt_broker_epoch`). Sent rows are kept long enough for that
+(``outbox_retention_hours``), processed ids far longer, so consumers skip what they had.
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -188,6 +196,7 @@ class OutboxRelay:
     ) -> None:
         self.db = db
         self.table = tables.outbox
+        self.epochs = tables.broker_epochs
         self.producer = producer
         self.poll_interval_s = poll_interval_s
         self.batch_size = batch_size
@@ -224,6 +233,39 @@ class OutboxRelay:
 
     def wake(self) -> None:
         self._wake.set()
+
+    async def adopt_broker_epoch(self, epoch: str, *, clock_margin_s: float = 60) -> int | None:
+        """Note that this database now publishes to broker ``epoch``; call before
+        :meth:`start`. If the epoch is new, every row sent since the previous epoch began
+        (less ``clock_margin_s`` for clocks of other replicas) — or every retained sent row if
+        no epoch was recorded before — is marked unsent in the same transaction, so the poll
+        republishes it; returns how many, or None when the epoch was known already (a
+        restart of this service against the same broker). Replicas race safely: one records
+        the epoch, the others find it."""
+        t = self.epochs
+        try:
+            async with self.db.transaction() as session:
+                if await session.scalar(select(t.c.epoch).where(t.c.epoch == epoch)):
+                    return None
+                previous = await session.scalar(select(func.max(t.c.first_seen_at)))
+                now = utcnow()
+                resend = update(self.table).where(self.table.c.sent_at.is_not(None))
+                if previous is not None:
+                    since = previous - timedelta(seconds=clock_margin_s)
+                    resend = resend.where(self.table.c.sent_at >= since)
+                result = await session.execute(resend.values(sent_at=None))
+                count = int(getattr(result, "rowcount", 0) or 0)
+                await session.execute(
+                    insert(t).values(epoch=epoch, first_seen_at=now, republished=count)
+                )
+        except IntegrityError:
+            return None  # another replica recorded it (and marked the rows) first
+        self._degraded = True
+        log.info(
+            "new broker epoch: outbox rows sent to the previous broker will be republished",
+            extra=log_fields(epoch=epoch, rows=count),
+        )
+        return count
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+import leadflow_shared.db
+
 
 def add_outbox_lane_and_processed_at_index() -> None:
     """Outbox rows keep their event's lane; processed ids are pruned by an indexed age."""
@@ -22,3 +24,18 @@ def drop_outbox_lane_and_processed_at_index() -> None:
         batch_op.drop_index(batch_op.f("ix_processed_events_processed_at"))
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_column("lane")
+
+
+def add_broker_epochs() -> None:
+    """The brokers a service has published to, so a fresh in-memory broker is noticed."""
+    op.create_table(
+        "broker_epochs",
+        sa.Column("epoch", sa.String(length=64), nullable=False),
+        sa.Column("first_seen_at", leadflow_shared.db.UtcDateTime(), nullable=False),
+        sa.Column("republished", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("epoch"),
+    )
+
+
+def drop_broker_epochs() -> None:
+    op.drop_table("broker_epochs")

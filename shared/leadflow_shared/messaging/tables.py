@@ -13,6 +13,7 @@ from leadflow_shared.db import UtcDateTime
 class MessagingTables:
     outbox: Table
     processed_events: Table
+    broker_epochs: Table
 
 
 def define_messaging_tables(metadata: MetaData) -> MessagingTables:
@@ -46,4 +47,14 @@ def define_messaging_tables(metadata: MetaData) -> MessagingTables:
         # Housekeeping deletes by age: indexed, or every prune scans the whole table.
         Column("processed_at", UtcDateTime, nullable=False, index=True),
     )
-    return MessagingTables(outbox=outbox, processed_events=processed)
+    # The brokers this database has published to (``LEADFLOW_BROKER_EPOCH``): a broker that
+    # keeps topics in memory loses them when it restarts, so the relay republishes what it
+    # sent since the previous one began (``OutboxRelay.adopt_broker_epoch``).
+    broker_epochs = Table(
+        "broker_epochs",
+        metadata,
+        Column("epoch", String(64), primary_key=True),
+        Column("first_seen_at", UtcDateTime, nullable=False),
+        Column("republished", Integer, nullable=False),
+    )
+    return MessagingTables(outbox=outbox, processed_events=processed, broker_epochs=broker_epochs)
