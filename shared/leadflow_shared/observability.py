@@ -1,6 +1,8 @@
 """Structured JSON logs carrying the trace id, W3C ``traceparent`` propagation, metrics.
 
-Logs never carry personal data or secrets: callers log ids, types and counts only.
+Logs never carry personal data or secrets: callers log ids, types and counts only. As a
+safeguard against a slip (a library or a new log line), every line is also scrubbed of
+email addresses, JWTs, bearer credentials and webhook secrets (:func:`redact`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,33 @@ _current_traceparent: contextvars.ContextVar[str | None] = contextvars.ContextVa
 LANE_HEADER = "ce_lane"
 BULK_LANE = "bulk"
 _current_lane: contextvars.ContextVar[str | None] = contextvars.ContextVar("lane", default=None)
+
+# What :func:`redact` removes from every log line, each checked only when its marker occurs.
+_REDACTIONS: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    ("eyJ", re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), "[redacted-jwt]"),
+    ("earer", re.compile(r"\b([Bb]earer)(\s|%20|\+)+[A-Za-z0-9._~+/=-]+"), r"\1 [redacted]"),
+    ("whsec_", re.compile(r"whsec_[A-Za-z0-9+/=%]+"), "whsec_[redacted]"),
+    (
+        "@",
+        re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
+        "[redacted-email]",
+    ),
+    (
+        "%40",
+        re.compile(r"[A-Za-z0-9._%+'-]+%40[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
+        "[redacted-email]",
+    ),
+)
+# Libraries that log values (SQL parameters, form fields, URLs) at DEBUG or INFO: kept at
+# WARNING whatever the level, so LEADFLOW_LOG_LEVEL=DEBUG cannot leak what they carry.
+_VALUE_LOGGERS = (
+    "aiosqlite",
+    "sqlalchemy.engine",
+    "python_multipart",
+    "multipart",
+    "httpx",
+    "httpcore",
+)
 
 HTTP_REQUESTS = Counter(
     "leadflow_http_requests_total", "HTTP requests served", ["method", "route", "status"]
@@ -108,7 +137,15 @@ class JsonFormatter(logging.Formatter):
             # Where it failed, without the exception's message: messages can carry input
             # values (SQL parameters, personal data), frames carry only our code.
             entry["stack"] = "".join(traceback.format_tb(record.exc_info[2]))[-4000:]
-        return json.dumps(entry, default=str)
+        return redact(json.dumps(entry, default=str))
+
+
+def redact(line: str) -> str:
+    """``line`` without email addresses, JWTs, bearer credentials or webhook secrets."""
+    for marker, pattern, replacement in _REDACTIONS:
+        if marker in line:
+            line = pattern.sub(replacement, line)
+    return line
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
@@ -124,6 +161,8 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     # uvicorn's access log repeats the path (which may carry ids); ours logs the route.
     logging.getLogger("uvicorn.access").setLevel("WARNING")
     logging.getLogger("aiokafka").setLevel("WARNING")
+    for name in _VALUE_LOGGERS:
+        logging.getLogger(name).setLevel("WARNING")
 
 
 def log_fields(**fields: Any) -> dict[str, Any]:
