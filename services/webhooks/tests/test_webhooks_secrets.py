@@ -9,18 +9,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, insert, text
 
+import leadflow_webhooks
 from leadflow_shared.events import LeadCaptured
 from leadflow_shared.ids import new_id, utcnow
 from leadflow_shared.settings import DEV_JWT_SECRET
 from leadflow_shared.testing import deliver, running_service
+from leadflow_webhooks import secret_box
 from leadflow_webhooks.main import create_app
+from leadflow_webhooks.models import Subscription
 from leadflow_webhooks.secret_box import DEV_SECRETS_KEY, SecretBox, SecretNotReadable
 from leadflow_webhooks.settings import WebhooksSettings
 from leadflow_webhooks.testing import Receiver, register, settled
+
+# The revision before the data migration, and the data migration.
+BEFORE_ENCRYPTION = "b0a1e7b40006"
+ENCRYPTION = "940f3e081576"
 
 
 def captured(lead_id: str) -> LeadCaptured:
@@ -41,6 +50,14 @@ def _stored_secrets(db_file: Path) -> list[str]:
             return [row[0] for row in conn.execute(text("SELECT secret FROM subscriptions"))]
     finally:
         engine.dispose()
+
+
+def _alembic(db_file: Path) -> Config:
+    cfg = Config()
+    location = Path(leadflow_webhooks.__file__).parent / "migrations"
+    cfg.set_main_option("script_location", str(location))
+    cfg.set_main_option("sqlalchemy.url", f"sqlite:///{db_file}")
+    return cfg
 
 
 async def test_the_column_holds_ciphertext_and_the_signer_reads_it(
@@ -91,6 +108,47 @@ async def test_a_rotated_key_still_signs_and_secrets_move_to_the_new_key(
         assert delivery["status"] == "succeeded"
         [got] = receiver.received
         assert _verifies(sub["secret"], got.headers, got.body)
+
+
+def test_the_data_migration_encrypts_plaintext_rows_and_the_downgrade_restores_them(
+    tmp_path: Path,
+) -> None:
+    db_file = tmp_path / "webhooks.sqlite3"
+    cfg = _alembic(db_file)
+    command.upgrade(cfg, BEFORE_ENCRYPTION)
+    plaintext = "whsec_" + base64.b64encode(b"k" * 32).decode()
+    engine = create_engine(f"sqlite:///{db_file}")
+    with engine.begin() as conn:
+        conn.execute(
+            insert(Subscription).values(
+                id="sub-1",
+                owner="crm",
+                url="https://crm.example/hooks",
+                event_types=["*"],
+                secret=plaintext,
+                active=True,
+                created_at=utcnow(),
+            )
+        )
+    engine.dispose()
+    key = Fernet.generate_key().decode()
+    box = SecretBox(key)
+    previous = secret_box._migration_box
+    secret_box.use_for_migrations(box)
+    try:
+        command.upgrade(cfg, ENCRYPTION)
+        [stored] = _stored_secrets(db_file)
+        assert stored != plaintext and "whsec_" not in stored
+        assert box.open(stored) == plaintext
+        # Running it again (another replica) changes nothing: encrypted rows are left alone.
+        engine = create_engine(f"sqlite:///{db_file}")
+        with engine.begin() as conn:
+            assert secret_box.encrypt_plaintext_rows(conn, box) == 0
+        engine.dispose()
+        command.downgrade(cfg, BEFORE_ENCRYPTION)
+        assert _stored_secrets(db_file) == [plaintext]
+    finally:
+        secret_box._migration_box = previous
 
 
 def test_settings_refuse_the_dev_key_outside_development_and_bad_keys() -> None:
