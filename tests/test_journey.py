@@ -39,7 +39,8 @@ def _verify_standard_webhook(secret: str, headers: dict[str, str], body: bytes) 
     key = base64.b64decode(secret.removeprefix("whsec_"))
     signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
     expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
-    return any(sig == f"v1,{expected}" for sig in headers["webhook-signature"].split())
+    offered = headers["webhook-signature"].split()
+    return any(hmac.compare_digest(sig, f"v1,{expected}") for sig in offered)
 
 
 async def test_form_post_to_closed_won_with_account_manager(

@@ -7,6 +7,7 @@ Each service subclasses :class:`ServiceSettings` with its own env prefix
 
 from __future__ import annotations
 
+import hmac
 import os
 from pathlib import Path
 from typing import Any, ClassVar
@@ -98,7 +99,9 @@ class ServiceSettings(BaseSettings):
         if not self.database_url:
             file = self.data_dir / f"{self.service_name}.sqlite3"
             self.database_url = f"sqlite+aiosqlite:///{file}"
-        if self.environment != "development" and self.jwt_secret == DEV_JWT_SECRET:
+        if self.environment != "development" and hmac.compare_digest(
+            self.jwt_secret.encode(), DEV_JWT_SECRET.encode()
+        ):
             raise ValueError(
                 "LEADFLOW_JWT_SECRET is the development placeholder; set a real secret "
                 "(32+ random bytes) outside LEADFLOW_ENV=development"

@@ -91,7 +91,7 @@ class WebhooksSettings(ServiceSettings):
     def _no_dev_key_outside_development(self) -> WebhooksSettings:
         # As for LEADFLOW_JWT_SECRET: the placeholder is refused outside development.
         if self.environment != "development" and hmac.compare_digest(
-            self.secrets_key, DEV_SECRETS_KEY
+            self.secrets_key.encode(), DEV_SECRETS_KEY.encode()
         ):
             raise ValueError(
                 "LEADFLOW_SECRETS_KEY is the development placeholder; set a real Fernet key "
