@@ -12,17 +12,18 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow_shared.db import Database
-from leadflow_shared.errors import install_error_handlers
+from leadflow_shared.errors import RejectNulInPath, install_error_handlers
 from leadflow_shared.messaging import (
     EventConsumer,
     HandlerRegistry,
@@ -183,11 +184,19 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         spec=spec, settings=settings, db=db, outbox=Outbox(spec.tables, f"leadflow/{spec.name}")
     )
     app.add_middleware(TracingMiddleware)
+    app.add_middleware(RejectNulInPath)
     install_error_handlers(app)
     app.include_router(_health_router())
     for router in spec.routers:
         app.include_router(router)
     return app
+
+
+class Readiness(BaseModel):
+    """``/readyz``: 200 when every check passes, else 503 naming the failing ones."""
+
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, bool]
 
 
 def _health_router() -> APIRouter:
@@ -197,7 +206,7 @@ def _health_router() -> APIRouter:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz")
+    @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
     async def readyz(request: Request) -> JSONResponse:
         checks = await runtime_of(request).readiness()
         ready = all(checks.values())
@@ -206,7 +215,11 @@ def _health_router() -> APIRouter:
             content={"status": "ready" if ready else "not_ready", "checks": checks},
         )
 
-    @router.get("/metrics")
+    @router.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

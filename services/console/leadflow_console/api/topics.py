@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from leadflow_console.api.deps import Manager
 from leadflow_console.broker.watch import broker_watch
 from leadflow_console.schemas import TopicsReport
+from leadflow_shared.errors import problem_responses
 from leadflow_shared.service import Runtime
 
 router = APIRouter(prefix="/v1", tags=["topics"])
@@ -15,7 +16,7 @@ router = APIRouter(prefix="/v1", tags=["topics"])
 @router.get(
     "/topics",
     response_model=TopicsReport,
-    responses={503: {"description": "broker disabled, unreachable or too slow"}},
+    responses=problem_responses(503, s503="broker disabled, unreachable or too slow"),
 )
 async def get_topics(runtime: Runtime, principal: Manager) -> TopicsReport:
     """Every topic and dead-letter topic with end offsets, rate and lag per consumer group."""

@@ -15,11 +15,12 @@ from leadflow_deals.models import Deal
 from leadflow_deals.repository import DealRepository
 from leadflow_deals.schemas import CloseIn, DealList, DealOut, DealPatch
 from leadflow_shared.auth import Principal, ensure_owner
-from leadflow_shared.errors import Forbidden, NotFound
+from leadflow_shared.errors import Forbidden, NotFound, problem_responses
 from leadflow_shared.events.schemas import StageId
 from leadflow_shared.service import Runtime, SessionDep
 
 router = APIRouter(prefix="/v1/deals", tags=["deals"])
+_NOT_YOURS = "an AE acting on another AE's deal"
 
 
 @router.get("", response_model=DealList)
@@ -47,13 +48,21 @@ async def list_deals(
     )
 
 
-@router.get("/{deal_id}", response_model=DealOut)
+@router.get(
+    "/{deal_id}", response_model=DealOut, responses=problem_responses(403, 404, s403=_NOT_YOURS)
+)
 async def get_deal(deal_id: DealIdPath, session: SessionDep, principal: DealWorker) -> DealOut:
     deal = await _owned_deal(session, deal_id, principal)
     return await _detail(session, deal)
 
 
-@router.patch("/{deal_id}", response_model=DealOut)
+@router.patch(
+    "/{deal_id}",
+    response_model=DealOut,
+    responses=problem_responses(
+        403, 404, 409, s403=_NOT_YOURS, s409="closed, or a stage move not allowed"
+    ),
+)
 async def patch_deal(
     deal_id: DealIdPath,
     patch: DealPatch,
@@ -68,7 +77,11 @@ async def patch_deal(
     return await _detail(session, deal)
 
 
-@router.post("/{deal_id}/close", response_model=DealOut)
+@router.post(
+    "/{deal_id}/close",
+    response_model=DealOut,
+    responses=problem_responses(403, 404, 409, s403=_NOT_YOURS, s409="already closed"),
+)
 async def post_close(
     deal_id: DealIdPath,
     close: CloseIn,

@@ -11,7 +11,7 @@ from leadflow_intake.models import Engagement
 from leadflow_intake.repository import LeadRepository
 from leadflow_intake.schemas import EngagementAccepted, EngagementIn
 from leadflow_shared.auth import Principal, require_roles
-from leadflow_shared.errors import InvalidInput, NotFound
+from leadflow_shared.errors import InvalidInput, NotFound, problem_responses
 from leadflow_shared.events import EngagementRecorded
 from leadflow_shared.ids import new_id, utcnow
 from leadflow_shared.service import Runtime, SessionDep
@@ -21,7 +21,12 @@ router = APIRouter(prefix="/v1/engagements", tags=["engagements"])
 Submitter = Annotated[Principal, Depends(require_roles("integration", "manager"))]
 
 
-@router.post("", status_code=202, response_model=EngagementAccepted)
+@router.post(
+    "",
+    status_code=202,
+    response_model=EngagementAccepted,
+    responses=problem_responses(404, s404="no lead with that email or lead_id"),
+)
 async def post_engagement(
     body: EngagementIn, session: SessionDep, runtime: Runtime, principal: Submitter
 ) -> EngagementAccepted:

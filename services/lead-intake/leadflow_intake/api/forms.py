@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections import defaultdict, deque
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request
@@ -13,14 +13,20 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from leadflow_intake.capture import capture_lead
-from leadflow_intake.flat import lead_from_flat
+from leadflow_intake.flat import LEAD_KEYS, UTM_KEYS, lead_from_flat
 from leadflow_intake.models import Form
 from leadflow_intake.repository import FormRepository
 from leadflow_intake.schemas import FormIn, FormOut, LeadAccepted
 from leadflow_intake.settings import IntakeSettings
 from leadflow_shared.auth import Principal, require_roles
-from leadflow_shared.errors import Forbidden, InvalidInput, NotFound, TooManyRequests
-from leadflow_shared.ids import utcnow
+from leadflow_shared.errors import (
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooManyRequests,
+    problem_responses,
+)
+from leadflow_shared.ids import new_id, utcnow
 from leadflow_shared.service import Runtime, SessionDep
 
 router = APIRouter(prefix="/v1/forms", tags=["forms"])
@@ -78,7 +84,50 @@ async def create_form(body: FormIn, session: SessionDep, principal: Admin) -> Fo
     )
 
 
-@router.post("/{form_key}/submit", response_model=None)
+_FORM_FIELDS: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        **{key: {"type": "string"} for key in sorted(LEAD_KEYS)},
+        **{f"utm_{key}": {"type": "string"} for key in UTM_KEYS},
+        "consent_marketing": {"type": "string", "description": "1, true, yes, on or y"},
+        "_honeypot": {"type": "string", "description": "hidden; bots fill it, people do not"},
+    },
+    "required": ["email"],
+    "additionalProperties": {"type": "string", "description": "kept in the lead's custom"},
+}
+_SUBMIT_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {"schema": _FORM_FIELDS},
+            "multipart/form-data": {"schema": _FORM_FIELDS},
+        },
+    }
+}
+_LEAD_ACCEPTED = {"application/json": {"schema": {"$ref": "#/components/schemas/LeadAccepted"}}}
+
+
+@router.post(
+    "/{form_key}/submit",
+    response_model=None,
+    openapi_extra=_SUBMIT_DOC,
+    responses={
+        200: {"content": _LEAD_ACCEPTED, "description": "merged into a known lead (JSON asked)"},
+        202: {"content": _LEAD_ACCEPTED, "description": "captured (JSON asked)"},
+        303: {
+            "description": "captured; to the form's redirect URL (a browser)",
+            "headers": {"Location": {"schema": {"type": "string"}}},
+        },
+        **problem_responses(
+            403,
+            404,
+            422,
+            429,
+            s403="this origin is not one of the form's allowed_origins",
+            s404="unknown form key",
+        ),
+    },
+)
 async def submit_form(
     form_key: str, request: Request, session: SessionDep, runtime: Runtime
 ) -> Response:
@@ -109,7 +158,8 @@ async def submit_form(
     if values.get("_honeypot"):
         # Bots fill the hidden field; answer as if accepted and store nothing.
         if wants_json:
-            return JSONResponse({"status": "accepted"}, status_code=202)
+            decoy = LeadAccepted(lead_id=new_id(), status="accepted")
+            return JSONResponse(decoy.model_dump(), status_code=202)
         return RedirectResponse(form.redirect_url, status_code=303)
     try:
         lead = lead_from_flat(values)

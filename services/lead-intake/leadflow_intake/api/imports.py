@@ -15,7 +15,7 @@ from leadflow_intake.imports import import_status, receive_import
 from leadflow_intake.schemas import ImportStatus
 from leadflow_intake.settings import IntakeSettings
 from leadflow_shared.auth import Principal, require_roles
-from leadflow_shared.errors import NotFound
+from leadflow_shared.errors import NotFound, problem_responses
 from leadflow_shared.service import Runtime
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"])
@@ -42,7 +42,10 @@ _BODY_DOC: dict[str, Any] = {
 @router.post(
     "/import",
     response_model=ImportStatus,
-    responses={202: {"model": ImportStatus}, 413: {}, 415: {}},
+    responses={
+        202: {"model": ImportStatus, "description": "large file: importing in the background"},
+        **problem_responses(413, 415, 422),
+    },
     openapi_extra=_BODY_DOC,
 )
 async def import_csv(request: Request, runtime: Runtime, principal: Importer) -> JSONResponse:
@@ -95,7 +98,7 @@ async def import_csv(request: Request, runtime: Runtime, principal: Importer) ->
     )
 
 
-@router.get("/imports/{import_id}", response_model=ImportStatus)
+@router.get("/imports/{import_id}", response_model=ImportStatus, responses=problem_responses(404))
 async def get_import(import_id: str, runtime: Runtime, principal: Importer) -> ImportStatus:
     """``{status, accepted, merged, rejected: [{row, errors}], rejected_count, …}``; an
     integration sees its own imports, managers and admins every import."""

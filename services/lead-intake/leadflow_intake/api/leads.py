@@ -12,7 +12,7 @@ from leadflow_intake.erasure import erase_lead
 from leadflow_intake.repository import LeadRepository
 from leadflow_intake.schemas import Consent, ErasureResult, LeadAccepted, LeadIn, LeadOut
 from leadflow_shared.auth import Principal, require_roles
-from leadflow_shared.errors import Conflict, Forbidden, NotFound
+from leadflow_shared.errors import Conflict, Forbidden, NotFound, problem_responses
 from leadflow_shared.service import Runtime, SessionDep
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"])
@@ -57,7 +57,11 @@ def _accepted(lead_id: str, status: str) -> JSONResponse:
     )
 
 
-@router.get("/{lead_id}", response_model=LeadOut)
+@router.get(
+    "/{lead_id}",
+    response_model=LeadOut,
+    responses=problem_responses(403, 404, s403="a rep reading a lead not assigned to them"),
+)
 async def get_lead(lead_id: str, session: SessionDep, principal: Reader) -> LeadOut:
     repo = LeadRepository(session)
     lead = await repo.get(lead_id)
@@ -91,7 +95,12 @@ async def get_lead(lead_id: str, session: SessionDep, principal: Reader) -> Lead
     )
 
 
-@router.delete("/{lead_id}", status_code=202, response_model=ErasureResult)
+@router.delete(
+    "/{lead_id}",
+    status_code=202,
+    response_model=ErasureResult,
+    responses=problem_responses(404, 409, s409="the lead was already erased"),
+)
 async def delete_lead(
     lead_id: str, session: SessionDep, runtime: Runtime, principal: Admin
 ) -> ErasureResult:

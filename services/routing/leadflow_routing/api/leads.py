@@ -13,10 +13,18 @@ from leadflow_routing.models import RoutedLead
 from leadflow_routing.qualification import Qualification, Reason
 from leadflow_routing.repository import RoutingRepository
 from leadflow_shared.auth import CurrentPrincipal, Principal, require_roles
-from leadflow_shared.errors import Forbidden, NotFound
+from leadflow_shared.errors import Forbidden, NotFound, problem_responses
 from leadflow_shared.service import SessionDep
 
 router = APIRouter(tags=["assignments"])
+# The SDR's actions: another rep's lead is a 403, a state that forbids it a 409.
+ACTION_RESPONSES = problem_responses(
+    403,
+    404,
+    409,
+    s403="not the lead's SDR (nor a manager)",
+    s409="the lead's status forbids this action",
+)
 Worker = Annotated[Principal, Depends(require_roles("sdr", "manager"))]
 
 
@@ -66,7 +74,11 @@ async def _lead(session: SessionDep, lead_id: str) -> RoutedLead:
     return lead
 
 
-@router.get("/v1/assignments/{lead_id}", response_model=AssignmentOut)
+@router.get(
+    "/v1/assignments/{lead_id}",
+    response_model=AssignmentOut,
+    responses=problem_responses(403, 404, s403="a rep the lead was never assigned to"),
+)
 async def get_assignment(
     lead_id: str, session: SessionDep, principal: CurrentPrincipal
 ) -> AssignmentOut:
@@ -94,11 +106,19 @@ async def get_assignment(
     )
 
 
-@router.get("/v1/queue", response_model=list[QueueItem])
+@router.get(
+    "/v1/queue",
+    response_model=list[QueueItem],
+    responses=problem_responses(
+        403,
+        s403="a rep asking for another's queue, a manager without owner= and role=, or "
+        "an integration (no queue)",
+    ),
+)
 async def get_queue(
     session: SessionDep,
     principal: CurrentPrincipal,
-    owner: str | None = Query(default=None, max_length=100),
+    owner: str | None = Query(default=None, max_length=100, pattern=r"^[A-Za-z0-9_.:@\-]+$"),
     role: str | None = Query(default=None, pattern="^(sdr|ae|am)$"),
 ) -> list[QueueItem]:
     """The caller's open leads, SLA due times first. Managers may ask for any rep's queue."""
@@ -129,13 +149,15 @@ async def get_queue(
     )
 
 
-@router.post("/v1/leads/{lead_id}/accept", response_model=AssignmentOut)
+@router.post("/v1/leads/{lead_id}/accept", response_model=AssignmentOut, responses=ACTION_RESPONSES)
 async def accept_lead(lead_id: str, session: SessionDep, principal: Worker) -> AssignmentOut:
     await qualification.accept(session, await _lead(session, lead_id), principal)
     return await get_assignment(lead_id, session, principal)
 
 
-@router.post("/v1/leads/{lead_id}/qualify", response_model=AssignmentOut)
+@router.post(
+    "/v1/leads/{lead_id}/qualify", response_model=AssignmentOut, responses=ACTION_RESPONSES
+)
 async def qualify_lead(
     lead_id: str, body: Qualification, session: SessionDep, principal: Worker
 ) -> AssignmentOut:
@@ -143,7 +165,9 @@ async def qualify_lead(
     return await get_assignment(lead_id, session, principal)
 
 
-@router.post("/v1/leads/{lead_id}/disqualify", response_model=AssignmentOut)
+@router.post(
+    "/v1/leads/{lead_id}/disqualify", response_model=AssignmentOut, responses=ACTION_RESPONSES
+)
 async def disqualify_lead(
     lead_id: str, body: Reason, session: SessionDep, principal: Worker
 ) -> AssignmentOut:
@@ -151,7 +175,9 @@ async def disqualify_lead(
     return await get_assignment(lead_id, session, principal)
 
 
-@router.post("/v1/leads/{lead_id}/recycle", response_model=AssignmentOut)
+@router.post(
+    "/v1/leads/{lead_id}/recycle", response_model=AssignmentOut, responses=ACTION_RESPONSES
+)
 async def recycle_lead(
     lead_id: str, body: Reason, session: SessionDep, principal: Worker
 ) -> AssignmentOut:

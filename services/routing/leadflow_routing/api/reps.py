@@ -11,7 +11,7 @@ from leadflow_routing.repository import RoutingRepository
 from leadflow_routing.team import directory
 from leadflow_routing.team.schemas import SELF_SERVICE_FIELDS, RepIn, RepOut, RepPatch, RepRole
 from leadflow_shared.auth import CurrentPrincipal, Principal, require_roles
-from leadflow_shared.errors import Conflict, Forbidden, NotFound
+from leadflow_shared.errors import Conflict, Forbidden, NotFound, problem_responses
 from leadflow_shared.service import SessionDep
 
 router = APIRouter(prefix="/v1/reps", tags=["team"])
@@ -22,7 +22,12 @@ def rep_out(rep: Rep) -> RepOut:
     return RepOut.model_validate(rep, from_attributes=True)
 
 
-@router.post("", status_code=201, response_model=RepOut)
+@router.post(
+    "",
+    status_code=201,
+    response_model=RepOut,
+    responses=problem_responses(409, s409="a rep with this id exists"),
+)
 async def create_rep(body: RepIn, session: SessionDep, principal: Manager) -> RepOut:
     if await RoutingRepository(session).rep(body.id) is not None:
         raise Conflict(f"rep {body.id} exists; PATCH /v1/reps/{body.id} to change it")
@@ -36,7 +41,7 @@ async def list_reps(
     return [rep_out(r) for r in await RoutingRepository(session).reps(role)]
 
 
-@router.get("/{rep_id}", response_model=RepOut)
+@router.get("/{rep_id}", response_model=RepOut, responses=problem_responses(404))
 async def get_rep(rep_id: str, session: SessionDep, principal: CurrentPrincipal) -> RepOut:
     rep = await RoutingRepository(session).rep(rep_id)
     if rep is None:
@@ -44,7 +49,13 @@ async def get_rep(rep_id: str, session: SessionDep, principal: CurrentPrincipal)
     return rep_out(rep)
 
 
-@router.patch("/{rep_id}", response_model=RepOut)
+@router.patch(
+    "/{rep_id}",
+    response_model=RepOut,
+    responses=problem_responses(
+        403, 404, s403="a rep changing someone else, or more than their own hours"
+    ),
+)
 async def patch_rep(
     rep_id: str, body: RepPatch, session: SessionDep, principal: CurrentPrincipal
 ) -> RepOut:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path
 from leadflow_scoring.repository import LeadRepository
 from leadflow_scoring.schemas import ScoreOut
 from leadflow_shared.auth import Principal, require_roles
-from leadflow_shared.errors import Forbidden, NotFound
+from leadflow_shared.errors import Forbidden, NotFound, problem_responses
 from leadflow_shared.events import ScoreFactor
 from leadflow_shared.service import SessionDep
 
@@ -20,7 +20,7 @@ Reader = Annotated[Principal, Depends(require_roles("manager", "integration", *R
 LeadId = Annotated[str, Path(max_length=64)]
 
 
-@router.get("/{lead_id}", response_model=ScoreOut)
+@router.get("/{lead_id}", response_model=ScoreOut, responses=problem_responses(404))
 async def get_score(lead_id: LeadId, session: SessionDep, principal: Reader) -> ScoreOut:
     """Managers, admins and integrations read every score; a rep only their own lead's."""
     repo = LeadRepository(session)

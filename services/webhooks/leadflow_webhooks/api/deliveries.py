@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow_shared.errors import Conflict, NotFound
+from leadflow_shared.errors import Conflict, NotFound, problem_responses
 from leadflow_shared.ids import utcnow
 from leadflow_shared.service import SessionDep
 from leadflow_webhooks.access import IdPath, Integrator, owned_subscription
@@ -44,7 +44,7 @@ async def _delivery(session: AsyncSession, subscription_id: str, delivery_id: st
     return delivery
 
 
-@router.get("", response_model=list[DeliveryOut])
+@router.get("", response_model=list[DeliveryOut], responses=problem_responses(404))
 async def list_deliveries(
     subscription_id: IdPath,
     session: SessionDep,
@@ -60,7 +60,7 @@ async def list_deliveries(
     return [delivery_out(d) for d in deliveries]
 
 
-@router.get("/{delivery_id}", response_model=DeliveryDetail)
+@router.get("/{delivery_id}", response_model=DeliveryDetail, responses=problem_responses(404))
 async def get_delivery(
     subscription_id: IdPath, delivery_id: IdPath, session: SessionDep, principal: Integrator
 ) -> DeliveryDetail:
@@ -82,7 +82,14 @@ async def get_delivery(
     )
 
 
-@router.post("/{delivery_id}/retry", status_code=202, response_model=DeliveryOut)
+@router.post(
+    "/{delivery_id}/retry",
+    status_code=202,
+    response_model=DeliveryOut,
+    responses=problem_responses(
+        404, 409, s409="still pending, subscription deactivated, or payload erased"
+    ),
+)
 async def retry_delivery(
     subscription_id: IdPath, delivery_id: IdPath, session: SessionDep, principal: Integrator
 ) -> DeliveryOut:

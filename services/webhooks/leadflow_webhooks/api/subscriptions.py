@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from leadflow_shared.errors import InvalidInput
+from leadflow_shared.errors import InvalidInput, problem_responses
 from leadflow_shared.ids import new_id, utcnow
 from leadflow_shared.service import Runtime, SessionDep
 from leadflow_webhooks.access import IdPath, Integrator, owned_subscription, owner_filter
@@ -65,14 +65,14 @@ async def list_webhooks(
     return [subscription_out(s) for s in subscriptions]
 
 
-@router.get("/{subscription_id}", response_model=SubscriptionOut)
+@router.get("/{subscription_id}", response_model=SubscriptionOut, responses=problem_responses(404))
 async def get_webhook(
     subscription_id: IdPath, session: SessionDep, principal: Integrator
 ) -> SubscriptionOut:
     return subscription_out(await owned_subscription(session, subscription_id, principal))
 
 
-@router.delete("/{subscription_id}", status_code=204)
+@router.delete("/{subscription_id}", status_code=204, responses=problem_responses(404))
 async def deactivate_webhook(
     subscription_id: IdPath, session: SessionDep, principal: Integrator
 ) -> Response:
