@@ -14,6 +14,7 @@ import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from leadflow_intake.csv_columns import lead_field_of
@@ -154,12 +155,15 @@ class MultipartFile:
         )
 
     async def chunks(self, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        async for piece in body:
-            self._parser.write(piece)
-            if self._out:
-                yield b"".join(self._out)
-                self._out.clear()
-        self._parser.finalize()
+        try:
+            async for piece in body:
+                self._parser.write(piece)
+                if self._out:
+                    yield b"".join(self._out)
+                    self._out.clear()
+            self._parser.finalize()
+        except MultipartParseError as exc:  # a malformed body is the client's problem
+            raise InvalidInput.field("file", f"malformed multipart body: {exc}") from exc
         if not self._found:
             raise InvalidInput.field("file", "the multipart body has no part named file")
 

@@ -115,7 +115,8 @@ class EngagementIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: Email | None = None
-    lead_id: Annotated[str, Field(max_length=36)] | None = None
+    # Lead ids are UUIDs: anything else (a NUL, say, which PostgreSQL refuses) is a 422.
+    lead_id: Annotated[str, Field(max_length=36, pattern=r"^[A-Za-z0-9-]+$")] | None = None
     type: EngagementType
     occurred_at: datetime | None = None
     properties: dict[ShortText, CustomValue] = Field(default_factory=dict, max_length=50)
