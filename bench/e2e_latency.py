@@ -29,7 +29,7 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from leadflow_launcher.demo import load_demo
+from leadflow_launcher.demo import lift_daily_capacity, load_demo
 from leadflow_launcher.system import EMBEDDED_FETCH_MAX_WAIT_MS, SERVICES, System
 from leadflow_shared.auth import mint_token
 from leadflow_shared.broker import free_port
@@ -180,14 +180,6 @@ async def speed_to_lead(
         "offered_seconds": round(offered_s, 2),
     }
     return latencies, info
-
-
-def lift_daily_capacity(routing: str, token: str) -> None:
-    """The demo SDRs take 40 leads a day each; the benchmark measures speed, not capacity."""
-    headers = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(headers=headers, timeout=10) as client:
-        for rep in client.get(f"{routing}/v1/reps", params={"role": "sdr"}).json():
-            client.patch(f"{routing}/v1/reps/{rep['id']}", json={"capacity_per_day": None})
 
 
 async def _pg(statements: list[str]) -> None:

@@ -49,22 +49,21 @@ from common import (
     Monitor,
     consumer_groups,
     events_consumed,
-    group_lag,
     mql_lead,
     percentiles,
     pg_available,
     pg_execute,
     pg_url,
     ratio,
-    read_ledger,
 )
 from flamegraph import py_spy_record
 from loadgen import HttpPool, LoopResult, Response, open_loop
 
-from leadflow_launcher.demo import load_demo
+from leadflow_launcher.demo import lift_daily_capacity, load_demo
 from leadflow_launcher.system import EMBEDDED_FETCH_MAX_WAIT_MS, SERVICES, System
 from leadflow_shared.auth import mint_token
 from leadflow_shared.broker import free_port
+from leadflow_shared.ledger import group_lag, read_ledger
 from leadflow_shared.settings import DEV_JWT_SECRET
 
 RESULTS = Path(__file__).parent / "results"
@@ -776,17 +775,6 @@ PHASE_FUNCS: dict[str, Callable[[Bench], Awaitable[dict[str, Any]]]] = {
 
 
 # --- one database ---------------------------------------------------------------------------
-
-
-def lift_daily_capacity(routing: str, token: str) -> None:
-    """The demo SDRs take 40 leads a day each; the benchmark measures speed, not capacity."""
-    headers = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(headers=headers, timeout=10) as client:
-        reps = client.get(f"{routing}/v1/reps", params={"role": "sdr"})
-        reps.raise_for_status()
-        for rep in reps.json():
-            r = client.patch(f"{routing}/v1/reps/{rep['id']}", json={"capacity_per_day": None})
-            r.raise_for_status()
 
 
 async def run_database(

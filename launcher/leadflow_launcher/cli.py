@@ -13,6 +13,7 @@ from pathlib import Path
 from types import FrameType
 
 from leadflow_launcher.demo import load_demo
+from leadflow_launcher.supervisor import CrashLoop, RestartPolicy, Supervisor
 from leadflow_launcher.system import ALL_TOPICS, SERVICES, System
 from leadflow_shared.auth import ROLES, mint_token
 from leadflow_shared.messaging import create_topics
@@ -82,19 +83,21 @@ def cmd_up(args: argparse.Namespace) -> int:
             )
         print(f"leadflow: admin token (24 h):\n{admin}", flush=True)
         print(f"leadflow: ready — dashboard {system.url('console')}/ ; Ctrl-C stops", flush=True)
+        supervisor = Supervisor(
+            system,
+            RestartPolicy(max_restarts=args.max_restarts, window_s=args.restart_window_s),
+            say=lambda line: print(line, file=sys.stderr, flush=True),
+        )
         while not stopping:
-            for name, svc in system.services.items():
-                if svc.process.poll() is not None:
-                    print(
-                        f"leadflow: {name} exited ({svc.process.returncode}); stopping",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                    return 1
+            try:
+                supervisor.poll()
+            except CrashLoop as exc:
+                print(f"leadflow: {exc}", file=sys.stderr, flush=True)
+                return 1
             time.sleep(0.5)
         return 0
     finally:
-        print("leadflow: stopping…", flush=True)
+        print("leadflow: stopping (intake first, consumers drain, broker last)…", flush=True)
         system.stop()
         print("leadflow: stopped", flush=True)
 
@@ -111,6 +114,13 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="add this to every port (8001 → 8001+N, broker 9092+N), e.g. for a second copy",
     )
+    up.add_argument(
+        "--max-restarts",
+        type=int,
+        default=RestartPolicy.max_restarts,
+        help="restarts of one process within --restart-window-s before giving up (crash loop)",
+    )
+    up.add_argument("--restart-window-s", type=float, default=RestartPolicy.window_s)
     up.set_defaults(func=cmd_up)
     token = sub.add_parser("token", help="mint a bearer token")
     token.add_argument("--role", required=True, choices=ROLES)

