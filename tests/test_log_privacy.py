@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import secrets
 import string
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, quote_plus
 
 import httpx
+import pytest
 
 from leadflow_launcher.system import System
 from leadflow_shared.auth import mint_token
@@ -78,8 +80,25 @@ def _needles(people: list[dict[str, str]], tokens: list[str], secret: str) -> di
     return needles
 
 
+@pytest.fixture
+async def hook(urls: dict[str, str], receiver: Receiver) -> AsyncIterator[dict[str, Any]]:
+    """A subscription to everything, deactivated afterwards: later tests verify what the
+    receiver gets with their own subscription's secret."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        r = await http.post(
+            f"{urls['webhooks']}/v1/webhooks",
+            headers=ADMIN,
+            json={"url": receiver.url, "event_types": ["*"], "description": "privacy"},
+        )
+        assert r.status_code == 201, r.text
+        created: dict[str, Any] = r.json()
+        yield created
+        r = await http.delete(f"{urls['webhooks']}/v1/webhooks/{created['id']}", headers=ADMIN)
+        assert r.status_code == 204, r.text
+
+
 async def test_no_personal_data_or_secret_in_any_log(
-    system: System, urls: dict[str, str], receiver: Receiver
+    system: System, urls: dict[str, str], receiver: Receiver, hook: dict[str, Any]
 ) -> None:
     json_person, form_person, csv_person = _person("J"), _person("F"), _person("C")
     # Tokens this test sends: valid ones, a forged one and an expired one.
@@ -91,13 +110,7 @@ async def test_no_personal_data_or_secret_in_any_log(
     admin_headers = {"Authorization": f"Bearer {admin}"}
 
     async with httpx.AsyncClient(timeout=10) as http:
-        r = await http.post(
-            f"{urls['webhooks']}/v1/webhooks",
-            headers=admin_headers,
-            json={"url": receiver.url, "event_types": ["*"], "description": "privacy"},
-        )
-        assert r.status_code == 201, r.text
-        secret: str = r.json()["secret"]
+        secret = hook["secret"]
         receiver.statuses.append(500)  # one failed attempt: the retry path logs too
 
         # Forged, expired and malformed tokens are refused (and must not be logged).
