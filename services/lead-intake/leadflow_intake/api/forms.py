@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from leadflow_intake.capture import capture_lead
+from leadflow_intake.errors import UnsupportedMediaType
 from leadflow_intake.flat import LEAD_KEYS, UTM_KEYS, lead_from_flat
 from leadflow_intake.models import Form
 from leadflow_intake.repository import FormRepository
@@ -121,6 +122,7 @@ _LEAD_ACCEPTED = {"application/json": {"schema": {"$ref": "#/components/schemas/
         **problem_responses(
             403,
             404,
+            415,
             422,
             429,
             s403="this origin is not one of the form's allowed_origins",
@@ -148,7 +150,9 @@ async def submit_form(
         raise TooManyRequests("too many submissions from this address; try again in a minute")
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-        raise InvalidInput.field("content-type", "must be application/x-www-form-urlencoded")
+        raise UnsupportedMediaType(
+            "send the form as application/x-www-form-urlencoded or multipart/form-data"
+        )
     try:
         raw = await request.form()
     except Exception as exc:  # malformed bodies are the client's problem, not a 500
