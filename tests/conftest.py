@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from leadflow_launcher.demo import load_demo
@@ -25,6 +24,7 @@ from leadflow_shared.auth import mint_token
 from leadflow_shared.broker import free_port
 from leadflow_shared.settings import DEV_JWT_SECRET
 from leadflow_webhooks.testing import Receiver, start_receiver
+from tests.helpers import pg_admin
 
 
 def _testcontainers() -> Iterator[tuple[str, str]]:
@@ -48,15 +48,6 @@ def infrastructure() -> Iterator[tuple[str | None, str]]:
     )
 
 
-async def _admin(dsn: str, statements: list[str]) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
 def receiver() -> Iterator[Receiver]:
     """A sales tool stand-in on 127.0.0.1 that records every webhook it receives."""
@@ -73,7 +64,7 @@ def system(
     bootstrap, admin_dsn = infrastructure
     run = secrets.token_hex(4)
     databases = {s.name: f"leadflow_it_{run}_{s.env_suffix.lower()}" for s in SERVICES}
-    asyncio.run(_admin(admin_dsn, [f'CREATE DATABASE "{db}"' for db in databases.values()]))
+    asyncio.run(pg_admin(admin_dsn, [f'CREATE DATABASE "{db}"' for db in databases.values()]))
     base = admin_dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     env: dict[str, str] = {
         f"DATABASE_URL_{s.env_suffix}": f"{base}/{databases[s.name]}" for s in SERVICES
@@ -110,7 +101,7 @@ def system(
                 if '"level": "error"' in text or "Traceback" in text:
                     print(f"--- {log.name} (errors) ---\n{text[-4000:]}")
         asyncio.run(
-            _admin(
+            pg_admin(
                 admin_dsn,
                 [f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)' for db in databases.values()],
             )

@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -19,6 +20,16 @@ T = TypeVar("T")
 ADMIN = auth_header("admin", "admin")
 MANAGER = auth_header("manager", "mgr-maya")
 WEB = auth_header("integration", "website")
+
+
+async def pg_admin(dsn: str, statements: list[str]) -> None:
+    """Run ``statements`` on PostgreSQL as the admin (CREATE/DROP DATABASE)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
 
 
 def as_rep(role: str, rep_id: str) -> dict[str, str]:

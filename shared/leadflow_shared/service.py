@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow_shared import failpoints
 from leadflow_shared.db import Database
 from leadflow_shared.errors import RejectNulInPath, install_error_handlers
 from leadflow_shared.messaging import (
@@ -57,6 +58,15 @@ class ServiceSpec:
     description: str = ""
 
 
+class Readiness(BaseModel):
+    """``/readyz``: 200 when ``ready`` or ``degraded`` (serving, with ``reasons``: the
+    broker or a consumer is away), 503 ``not_ready`` (not started, or no database)."""
+
+    status: Literal["ready", "degraded", "not_ready"]
+    checks: dict[str, bool]
+    reasons: list[str] = []
+
+
 @dataclass
 class ServiceRuntime:
     """Everything a route or handler of the running service may need."""
@@ -71,13 +81,45 @@ class ServiceRuntime:
     state: dict[str, Any] = field(default_factory=dict)
     started: bool = False
 
-    async def readiness(self) -> dict[str, bool]:
-        checks = {"database": await self.db.ping()}
+    async def readiness(self) -> Readiness:
+        """Ready, degraded or not ready, with the failing checks and why.
+
+        Not ready (503) when the service cannot do its work: not started, or its database
+        does not answer. Degraded (200, still taking requests) when only the broker or a
+        consumer is away: writes go on into the outbox and are published when the broker
+        returns, so intake keeps accepting leads through a broker outage.
+        """
+        try:  # a database that does not answer (e.g. a black-holed connect) is not ready
+            database = await asyncio.wait_for(self.db.ping(), timeout=3)
+        except TimeoutError:
+            database = False
+        checks = {"database": database}
+        reasons: list[str] = []
         if self.settings.kafka_enabled:
             checks["broker"] = self.producer is not None and await _broker_reachable(self.producer)
             checks["consumers"] = all(c.running for c in self.consumers)
+            if not checks["broker"]:
+                waiting = ""
+                if self.relay is not None and checks["database"]:
+                    waiting = f" ({await self.relay.unsent()} waiting)"
+                reasons.append(
+                    "broker unreachable: events wait in the outbox and are published "
+                    f"when it is back{waiting}"
+                )
+            if not checks["consumers"]:
+                reasons.append("a consumer is not running: events wait on the broker")
         checks["started"] = self.started
-        return checks
+        if not checks["database"]:
+            reasons.append("database unreachable")
+        if not checks["started"]:
+            reasons.append("starting or stopping")
+        if all(checks.values()):
+            status = "ready"
+        elif checks["database"] and checks["started"]:
+            status = "degraded"
+        else:
+            status = "not_ready"
+        return Readiness(status=status, checks=checks, reasons=reasons)
 
 
 async def _broker_reachable(producer: AIOKafkaProducer) -> bool:
@@ -112,6 +154,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(spec.name, settings.log_level)
+        failpoints.configure(spec.name, settings.data_dir)
         runtime: ServiceRuntime = app.state.runtime
         await upgrade_to_head(runtime.db, spec.package)
         if settings.kafka_enabled:
@@ -192,13 +235,6 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     return app
 
 
-class Readiness(BaseModel):
-    """``/readyz``: 200 when every check passes, else 503 naming the failing ones."""
-
-    status: Literal["ready", "not_ready"]
-    checks: dict[str, bool]
-
-
 def _health_router() -> APIRouter:
     router = APIRouter(tags=["health"])
 
@@ -208,11 +244,10 @@ def _health_router() -> APIRouter:
 
     @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
     async def readyz(request: Request) -> JSONResponse:
-        checks = await runtime_of(request).readiness()
-        ready = all(checks.values())
+        readiness = await runtime_of(request).readiness()
         return JSONResponse(
-            status_code=200 if ready else 503,
-            content={"status": "ready" if ready else "not_ready", "checks": checks},
+            status_code=503 if readiness.status == "not_ready" else 200,
+            content=readiness.model_dump(),
         )
 
     @router.get(

@@ -42,6 +42,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from leadflow_shared import failpoints
 from leadflow_shared.db import Database
 from leadflow_shared.events import CloudEvent, EventData, KafkaRecord
 from leadflow_shared.ids import new_id, utcnow
@@ -224,6 +225,7 @@ class OutboxRelay:
         staged: list[StagedRecord] | None = session.info.pop(_STAGED, None)
         if not staged:
             return
+        failpoints.hit("outbox.after_commit")
         if self._degraded:
             self._committed_while_degraded = True  # the poll under way may miss it
         else:
@@ -233,6 +235,14 @@ class OutboxRelay:
 
     def wake(self) -> None:
         self._wake.set()
+
+    async def unsent(self) -> int:
+        """Committed outbox rows not yet marked sent (every replica's)."""
+        async with self.db.read() as session:
+            count = await session.scalar(
+                select(func.count()).select_from(self.table).where(self.table.c.sent_at.is_(None))
+            )
+        return int(count or 0)
 
     async def adopt_broker_epoch(self, epoch: str, *, clock_margin_s: float = 60) -> int | None:
         """Note that this database now publishes to broker ``epoch``; call before
@@ -350,6 +360,7 @@ class OutboxRelay:
             for topic, r in records
         ]
         await asyncio.gather(*futures)
+        failpoints.hit("outbox.after_send")
 
     def _note_sent(self, event_ids: list[str]) -> None:
         if not self._unmarked:
