@@ -8,7 +8,7 @@ PACKAGES := shared services/lead-intake services/scoring services/routing servic
 STAMP := $(VENV)/.installed
 PYPROJECTS := $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 
-.PHONY: install run test lint typecheck unit integration bench clean audit
+.PHONY: install run test lint typecheck unit integration bench soak clean audit
 
 $(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,12 @@ audit: install
 	    -c constraints.txt pip-audit==$(PIP_AUDIT_VERSION)
 	$(BIN)/pip-audit -r constraints.txt --no-deps --disable-pip --strict \
 	    --progress-spinner off $(PIP_AUDIT_ARGS)
+
+# Soak (docs/RELIABILITY.md, scenario 8): 10 min at 50 leads/s; RSS and lag must stay flat.
+# Not in `make test` (it takes ~13 minutes). `make soak SOAK_ARGS="--database postgres"`.
+SOAK_ARGS ?=
+soak: install
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
