@@ -66,6 +66,8 @@ class Form(Base):
     allowed_origins: Mapped[list[str]] = mapped_column(JSON)
     redirect_url: Mapped[str] = mapped_column(String(2000))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # The embeddable page's fields ([{name, label, type, required}]); None: the default set.
+    fields: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
 
 
 class IdempotencyRecord(Base):
