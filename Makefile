@@ -8,7 +8,7 @@ PACKAGES := shared services/lead-intake services/scoring services/routing servic
 STAMP := $(VENV)/.installed
 PYPROJECTS := $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 
-.PHONY: install run test lint typecheck unit integration bench soak clean audit
+.PHONY: install run test lint typecheck unit integration browser bench soak clean audit
 
 $(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,8 +42,16 @@ typecheck: install
 unit: install
 	$(BIN)/pytest shared/tests services -q
 
-integration: install
+integration: install browser
 	$(BIN)/pytest tests -q
+
+# Debian's chromium for the headless-browser test (tests/test_form_embed_browser.py), driven
+# by the playwright package through executable_path. Never `playwright install`: it downloads
+# a browser build of its own, which these machines cannot fetch.
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    chromium >/dev/null; }
 
 # The benchmark suite (docs/benchmarks.md): SQLite and PostgreSQL, ≤ ~25 min; results in
 # bench/results/. `make bench BENCH_ARGS=--quick` for development (≤ ~5 min).

@@ -135,6 +135,26 @@ class EngagementAccepted(BaseModel):
     status: Literal["accepted"] = "accepted"
 
 
+FormFieldType = Literal["text", "email", "tel", "url", "number", "textarea", "checkbox"]
+
+
+class FormField(BaseModel):
+    """One input of a form's embeddable page (``GET /v1/forms/{form_key}/embed``).
+
+    ``name`` is a lead field the submit endpoint accepts (``email``, ``first_name``, …,
+    ``utm_source``…, ``consent_marketing``); ``label`` defaults to a readable name and
+    ``type`` to the usual one for the field (``email``, ``tel`` for phone, ``checkbox`` for
+    consent_marketing, else ``text``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    label: Annotated[Name, Field(min_length=1)] | None = None
+    type: FormFieldType | None = None
+    required: bool = False
+
+
 class FormIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -143,6 +163,9 @@ class FormIn(BaseModel):
         Field(min_length=1, max_length=20)
     )
     redirect_url: Annotated[str, Field(max_length=2000, pattern=r"^https?://\S+$")]
+    # The embeddable page's inputs, in order; omitted or null: the default set (email,
+    # names, company, title, phone, country, marketing consent). Must include ``email``.
+    fields: list[FormField] | None = Field(default=None, min_length=1, max_length=40)
 
 
 class FormOut(BaseModel):
@@ -151,6 +174,9 @@ class FormOut(BaseModel):
     allowed_origins: list[str]
     redirect_url: str
     created_at: datetime
+    # The fields the embeddable page shows (the default set when none were configured).
+    fields: list[FormField]
+    embed_path: str
 
 
 class ImportRejection(BaseModel):

@@ -1,4 +1,5 @@
-"""Browser forms: a public form key, allowed origins, a honeypot, per-address rate limit."""
+"""Browser forms: a public form key, allowed origins, a honeypot, per-address rate limit,
+and an embeddable page (``GET /v1/forms/{form_key}/embed``) that posts to the submit."""
 
 from __future__ import annotations
 
@@ -8,11 +9,18 @@ from collections import defaultdict, deque
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from leadflow_intake.capture import capture_lead
+from leadflow_intake.embed import (
+    FieldsError,
+    content_security_policy,
+    fields_of,
+    render_page,
+    resolve_fields,
+)
 from leadflow_intake.errors import UnsupportedMediaType
 from leadflow_intake.flat import LEAD_KEYS, UTM_KEYS, lead_from_flat
 from leadflow_intake.models import Form
@@ -54,6 +62,12 @@ class RateLimiter:
 limiter = RateLimiter()
 
 
+def _own_origin(request: Request, origin: str) -> bool:
+    """True when ``origin`` is this service itself: a post from the embeddable page, which
+    the browser sends with this service's origin (framed on an allowed site or not)."""
+    return urlsplit(origin).netloc.lower() == request.url.netloc.lower()
+
+
 def _origin_of(request: Request) -> str | None:
     origin = request.headers.get("origin")
     if origin and origin != "null":
@@ -66,22 +80,100 @@ def _origin_of(request: Request) -> str | None:
     return None
 
 
-@router.post("", status_code=201, response_model=FormOut)
-async def create_form(body: FormIn, session: SessionDep, principal: Admin) -> FormOut:
-    form = Form(
-        form_key=f"fk_{secrets.token_urlsafe(18)}",
-        name=body.name,
-        allowed_origins=[o.rstrip("/") for o in body.allowed_origins],
-        redirect_url=body.redirect_url,
-        created_at=utcnow(),
-    )
-    FormRepository(session).add(form)
+def _form_out(form: Form) -> FormOut:
     return FormOut(
         form_key=form.form_key,
         name=form.name,
         allowed_origins=form.allowed_origins,
         redirect_url=form.redirect_url,
         created_at=form.created_at,
+        fields=fields_of(form.fields),
+        embed_path=f"/v1/forms/{form.form_key}/embed",
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=FormOut,
+    responses=problem_responses(422, s422="invalid input, or a field name no form can post"),
+)
+async def create_form(body: FormIn, session: SessionDep, principal: Admin) -> FormOut:
+    """A form: ``fields`` (optional) are the embeddable page's inputs, each a lead field the
+    submit accepts; ``embed_path`` is the page to iframe or link to."""
+    fields = None
+    if body.fields is not None:
+        try:
+            fields = [f.model_dump() for f in resolve_fields(body.fields)]
+        except FieldsError as exc:
+            raise InvalidInput.field(exc.field, exc.message) from exc
+    form = Form(
+        form_key=f"fk_{secrets.token_urlsafe(18)}",
+        name=body.name,
+        allowed_origins=[o.rstrip("/") for o in body.allowed_origins],
+        redirect_url=body.redirect_url,
+        created_at=utcnow(),
+        fields=fields,
+    )
+    FormRepository(session).add(form)
+    return _form_out(form)
+
+
+_UtmParam = Annotated[str | None, Query(max_length=200, description="posted along, hidden")]
+
+
+@router.get(
+    "/{form_key}/embed",
+    response_class=HTMLResponse,
+    responses={
+        200: {
+            "content": {"text/html": {"schema": {"type": "string"}}},
+            "description": "the form as a standalone page (no script) posting to /submit",
+        },
+        # Without ``model``: FastAPI would document a problem in the route's text/html;
+        # document_problems gives each the JSON Problem body it really is.
+        **{
+            status: {"description": doc["description"]}
+            for status, doc in problem_responses(404, 422, s404="unknown form key").items()
+        },
+    },
+)
+async def embed_form(
+    form_key: str,
+    session: SessionDep,
+    utm_source: _UtmParam = None,
+    utm_medium: _UtmParam = None,
+    utm_campaign: _UtmParam = None,
+    utm_term: _UtmParam = None,
+    utm_content: _UtmParam = None,
+) -> HTMLResponse:
+    """The page marketing iframes on its site (framing allowed for the form's allowed
+    origins only) or links to; no token, the form key is public. ``utm_*`` in the query
+    string are posted along with the form as hidden fields."""
+    form = await FormRepository(session).get(form_key)
+    if form is None:
+        raise NotFound("unknown form key")
+    utm = {
+        "utm_source": utm_source,
+        "utm_medium": utm_medium,
+        "utm_campaign": utm_campaign,
+        "utm_term": utm_term,
+        "utm_content": utm_content,
+    }
+    fields = fields_of(form.fields)
+    shown = {f.name for f in fields}
+    hidden = {k: v for k, v in utm.items() if v and k not in shown}
+    page = render_page(form_key=form.form_key, form_name=form.name, fields=fields, hidden=hidden)
+    return HTMLResponse(
+        page,
+        headers={
+            "Content-Security-Policy": content_security_policy(
+                form.allowed_origins, form.redirect_url
+            ),
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "strict-origin-when-cross-origin",
+            "Cache-Control": "no-cache",
+        },
     )
 
 
@@ -141,7 +233,7 @@ async def submit_form(
     if form is None:
         raise NotFound("unknown form key")
     origin = _origin_of(request)
-    if origin is None or origin not in form.allowed_origins:
+    if origin is None or (origin not in form.allowed_origins and not _own_origin(request, origin)):
         raise Forbidden("this origin may not post to this form (see the form's allowed_origins)")
     settings = runtime.settings
     assert isinstance(settings, IntakeSettings)
