@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow_intake.normalise import FieldWarning, Normalised, derived, normalise
 from leadflow_intake.repository import LeadRepository
 from leadflow_intake.schemas import LeadIn
 from leadflow_shared.events import EventData, LeadCaptured, LeadMerged
@@ -34,46 +35,63 @@ PROFILE_FIELDS = (
     "source",
     "campaign",
 )
-
-
-def normalize_email(email: str) -> str:
-    """Case-insensitive, trimmed: the identity used to recognise a returning lead."""
-    return email.strip().lower()
+# Profile fields whose value is the normalised one (the others are taken as given).
+NORMALISED_FIELDS = frozenset({"country", "phone", "employees"})
+DERIVED_FIELDS = ("domain", "free_mail", "disposable", "role_account", "seniority", "function")
 
 
 @dataclass(frozen=True)
 class CaptureResult:
     lead_id: str
     status: Literal["accepted", "merged"]
+    # Optional fields kept as given because they could not be normalised.
+    warnings: tuple[FieldWarning, ...] = ()
 
 
 class LeadVanished(Exception):
     """A lead that blocked an insert was gone when read (erased meanwhile): retry."""
 
 
-def new_lead_row(incoming: LeadIn, email_normalized: str, now: datetime) -> dict[str, Any]:
+def _given(incoming: LeadIn, clean: Normalised, name: str) -> Any:
+    return getattr(clean, name) if name in NORMALISED_FIELDS else getattr(incoming, name)
+
+
+def _derive(row: dict[str, Any]) -> None:
+    row.update(derived(row["email"], row["website"], row["title"]))
+
+
+def new_lead_row(incoming: LeadIn, clean: Normalised, now: datetime) -> dict[str, Any]:
     """The ``leads`` row of a first submission."""
-    return {
+    row = {
         "id": new_id(),
-        "email": str(incoming.email),
-        "email_normalized": email_normalized,
-        **{name: getattr(incoming, name) for name in PROFILE_FIELDS},
+        "email": clean.email,
+        "email_normalized": clean.email_key,
+        **{name: _given(incoming, clean, name) for name in PROFILE_FIELDS},
         "utm": {k: v for k, v in incoming.utm.model_dump().items() if v},
         "consent_marketing": incoming.consent.marketing,
         "custom": dict(incoming.custom),
+        "unnormalized": dict(clean.unnormalized),
         "created_at": now,
         "updated_at": now,
     }
+    _derive(row)
+    return row
 
 
-def merge_into(row: dict[str, Any], incoming: LeadIn) -> list[str]:
+def merge_into(row: dict[str, Any], incoming: LeadIn, clean: Normalised) -> list[str]:
     """Apply the newer submission's non-empty values to ``row``; the changed field names."""
     changed: list[str] = []
     for name in PROFILE_FIELDS:
-        value = getattr(incoming, name)
+        value = _given(incoming, clean, name)
         if value is not None and value != row[name]:
             row[name] = value
             changed.append(name)
+    unnormalized = {
+        **{k: v for k, v in (row.get("unnormalized") or {}).items() if k not in changed},
+        **clean.unnormalized,
+    }
+    if unnormalized != (row.get("unnormalized") or {}):
+        row["unnormalized"] = unnormalized
     utm = {k: v for k, v in incoming.utm.model_dump().items() if v}
     if utm and utm != row["utm"]:
         row["utm"] = {**row["utm"], **utm}
@@ -86,6 +104,7 @@ def merge_into(row: dict[str, Any], incoming: LeadIn) -> list[str]:
         if merged != row["custom"]:
             row["custom"] = merged
             changed.append("custom")
+    _derive(row)  # follows the merged title/website; not listed as changed by itself
     return changed
 
 
@@ -98,6 +117,9 @@ def profile_of(row: dict[str, Any]) -> dict[str, Any]:
         "utm": dict(row["utm"]),
         "consent_marketing": row["consent_marketing"],
         "custom": dict(row["custom"]),
+        "email_normalized": row["email_normalized"],
+        **{name: row[name] for name in DERIVED_FIELDS},
+        "unnormalized": dict(row["unnormalized"] or {}),
     }
 
 
@@ -108,24 +130,28 @@ async def capture_leads(
     *,
     topic: str | None = None,
     traceparents: Sequence[str | None] | None = None,
+    normalised: Sequence[Normalised] | None = None,
 ) -> list[CaptureResult]:
     """Store new leads and merge known ones (same normalised email), in order; emit
     ``lead.captured`` / ``lead.merged`` on ``topic`` (default: the events' own topic).
 
-    ``traceparents``, one per lead, stamps each lead's event with the trace of the request
-    that brought it (default: the trace in hand for all). Two submissions of one email in
+    Each lead is normalised first (``normalised``: already done by the caller, one per
+    lead); the dedup key is the folded email. ``traceparents``, one per lead, stamps each
+    lead's event with the trace of the request that brought it (default: the trace in hand
+    for all). Two submissions of one email in
     ``leads`` behave as if posted one after the other. Raises :class:`LeadVanished` in a
     rare race with erasure (the caller retries).
     """
     now = utcnow()
     repo = LeadRepository(session)
-    keys = [normalize_email(lead.email) for lead in leads]
+    cleaned = [normalise(lead) for lead in leads] if normalised is None else list(normalised)
+    keys = [clean.email_key for clean in cleaned]
     first_of: dict[str, int] = {}
     candidates: list[dict[str, Any]] = []
-    for index, (key, lead) in enumerate(zip(keys, leads, strict=True)):
-        if key not in first_of:
-            first_of[key] = index
-            candidates.append(new_lead_row(lead, key, now))
+    for index, (clean, lead) in enumerate(zip(cleaned, leads, strict=True)):
+        if clean.email_key not in first_of:
+            first_of[clean.email_key] = index
+            candidates.append(new_lead_row(lead, clean, now))
     inserted = await repo.insert_new(candidates)
     rows = {row["email_normalized"]: row for row in candidates if row["id"] in inserted}
     rows.update(
@@ -136,19 +162,20 @@ async def capture_leads(
     events: list[EventData] = []
     results: list[CaptureResult] = []
     merged_rows: dict[str, dict[str, Any]] = {}
-    for index, (key, lead) in enumerate(zip(keys, leads, strict=True)):
+    for index, (key, lead, clean) in enumerate(zip(keys, leads, cleaned, strict=True)):
         row = rows.get(key)
         if row is None:
             raise LeadVanished(key)
+        warnings = tuple(clean.warnings)
         if first_of[key] == index and row["id"] in inserted:
             events.append(LeadCaptured(**profile_of(row), captured_at=now))
-            results.append(CaptureResult(row["id"], "accepted"))
+            results.append(CaptureResult(row["id"], "accepted", warnings))
             continue
-        changed = merge_into(row, lead)
+        changed = merge_into(row, lead, clean)
         row["updated_at"] = now
         merged_rows[row["id"]] = row
         events.append(LeadMerged(**profile_of(row), changed_fields=changed))
-        results.append(CaptureResult(row["id"], "merged"))
+        results.append(CaptureResult(row["id"], "merged", warnings))
     await repo.update_rows(merged_rows.values())
     await outbox.add_many(session, events, topic=topic, traceparents=traceparents)
     return results

@@ -42,6 +42,15 @@ class Lead(Base):
     utm: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     consent_marketing: Mapped[bool] = mapped_column(Boolean, default=False)
     custom: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Derived on capture (normalise.py); null on rows captured before they existed.
+    domain: Mapped[str | None] = mapped_column(String(253))
+    free_mail: Mapped[bool | None] = mapped_column(Boolean)
+    disposable: Mapped[bool | None] = mapped_column(Boolean)
+    role_account: Mapped[bool | None] = mapped_column(Boolean)
+    seniority: Mapped[str | None] = mapped_column(String(20))
+    function: Mapped[str | None] = mapped_column(String(30))
+    # Optional fields that could not be normalised, as given (field → value).
+    unnormalized: Mapped[dict[str, str] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

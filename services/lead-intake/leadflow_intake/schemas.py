@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from leadflow_intake.countries import ISO_3166_ALPHA2
 from leadflow_intake.emails import Email
 from leadflow_shared.validation import LongText, Name, ShortText
 
 CustomValue = str | int | float | bool | None
+Phone = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=50, pattern=r"^[^\x00]*$")
+]
+Headcount = int | Annotated[str, Field(max_length=50)]
 
 
 class Utm(BaseModel):
@@ -38,10 +41,16 @@ class LeadIn(BaseModel):
     last_name: Name | None = None
     company: Name | None = None
     title: Name | None = None
-    phone: Annotated[str, Field(max_length=50, pattern=r"^[0-9+()\-. ]{3,50}$")] | None = None
-    country: str | None = Field(default=None, description="ISO 3166-1 alpha-2")
+    # Optional fields are normalised on capture and never refuse a lead (contract v2):
+    # what cannot be normalised is kept as given and reported in ``warnings``.
+    phone: Phone | None = Field(
+        default=None, description="any format; stored in E.164 where parseable"
+    )
+    country: Annotated[ShortText, Field(description="ISO 3166 code or country name")] | None = None
     state: ShortText | None = None
-    employees: int | None = Field(default=None, ge=0, le=10_000_000)
+    employees: Headcount | None = Field(
+        default=None, description="a number; text such as 1,000 or 51-200 is understood"
+    )
     industry: ShortText | None = None
     website: Annotated[str, Field(max_length=500)] | None = None
     source: ShortText | None = None
@@ -49,16 +58,6 @@ class LeadIn(BaseModel):
     utm: Utm = Field(default_factory=Utm)
     consent: Consent = Field(default_factory=Consent)
     custom: dict[ShortText, CustomValue] = Field(default_factory=dict, max_length=50)
-
-    @field_validator("country")
-    @classmethod
-    def _iso_country(cls, value: str | None) -> str | None:
-        if value is None or value == "":
-            return None
-        code = value.strip().upper()
-        if code not in ISO_3166_ALPHA2:
-            raise ValueError("must be an ISO 3166-1 alpha-2 country code such as US or DE")
-        return code
 
     @field_validator("custom")
     @classmethod
@@ -69,9 +68,18 @@ class LeadIn(BaseModel):
         return value
 
 
+class CaptureWarning(BaseModel):
+    """An optional field that could not be normalised: kept as given, the lead captured."""
+
+    field: str
+    message: str
+    value: str
+
+
 class LeadAccepted(BaseModel):
     lead_id: str
     status: Literal["accepted", "merged"]
+    warnings: list[CaptureWarning] = Field(default_factory=list)
 
 
 class LeadOut(BaseModel):
@@ -92,6 +100,16 @@ class LeadOut(BaseModel):
     utm: dict[str, str]
     consent: Consent
     custom: dict[str, Any]
+    # Derived on capture (contract v2): the dedup key, the registrable domain, flags.
+    email_normalized: str | None = None
+    domain: str | None = None
+    free_mail: bool | None = None
+    disposable: bool | None = None
+    role_account: bool | None = None
+    seniority: str | None = None
+    function: str | None = None
+    # Optional fields that could not be normalised, as given (field → value).
+    unnormalized: dict[str, str] = Field(default_factory=dict)
     created_at: datetime
     updated_at: datetime
     erased: bool

@@ -58,6 +58,17 @@ class LeadProfile(EventData):
     utm: dict[str, str] = Field(default_factory=dict)
     consent_marketing: bool = False
     custom: dict[str, Any] = Field(default_factory=dict)
+    # Contract v2, derived by lead-intake on capture; absent (defaults) in older events.
+    # ``country`` is ISO 3166-1 alpha-2 or null, ``phone`` E.164 where parseable.
+    email_normalized: str | None = None  # the dedup key (plus-addressing, gmail dots folded)
+    domain: str | None = None  # registrable domain of the email (or website for free mail)
+    free_mail: bool | None = None
+    disposable: bool | None = None
+    role_account: bool | None = None
+    seniority: str | None = None  # c_level, vp, director, manager, ic
+    function: str | None = None  # sales, marketing, engineering, it, product, finance, …
+    # Optional fields that could not be normalised, as given (field → value).
+    unnormalized: dict[str, str] = Field(default_factory=dict)
 
 
 class LeadCaptured(LeadProfile):

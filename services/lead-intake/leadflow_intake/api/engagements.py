@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from leadflow_intake.capture import normalize_email
 from leadflow_intake.models import Engagement
+from leadflow_intake.normalise import email_key
 from leadflow_intake.repository import LeadRepository
 from leadflow_intake.schemas import EngagementAccepted, EngagementIn
 from leadflow_shared.auth import Principal, require_roles
@@ -36,7 +36,7 @@ async def post_engagement(
     lead = (
         await repo.get(body.lead_id)
         if body.lead_id is not None
-        else await repo.by_email(normalize_email(str(body.email)))
+        else await repo.by_email(email_key(str(body.email)))
     )
     if lead is None or lead.erased_at is not None:
         raise NotFound("no lead with that email or lead_id; post the lead first")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header
@@ -9,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from leadflow_intake.capture_batcher import capture_batcher
 from leadflow_intake.erasure import erase_lead
+from leadflow_intake.normalise import FieldWarning, normalise
 from leadflow_intake.repository import LeadRepository
 from leadflow_intake.schemas import Consent, ErasureResult, LeadAccepted, LeadIn, LeadOut
 from leadflow_shared.auth import Principal, require_roles
@@ -34,7 +36,10 @@ async def post_lead(
     principal: Submitter,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JSONResponse:
-    """Capture a lead. A known email merges into the existing lead (200, ``merged``)."""
+    """Capture a lead. A known email (compared folded: case, plus-addressing, gmail dots)
+    merges into the existing lead (200, ``merged``). Optional fields that cannot be
+    normalised (an unknown country, an unparseable phone) are kept as given and listed in
+    ``warnings``; they never refuse the lead."""
     # No request-wide transaction: the capture batcher writes this lead together with
     # the others arriving meanwhile, and answers once it is committed. The answer is
     # built directly (the hot path skips response-model validation of two strings).
@@ -44,16 +49,17 @@ async def post_lead(
                 principal.sub, idempotency_key
             )
         if earlier is not None:
-            return _accepted(earlier.lead_id, earlier.status)
+            return _accepted(earlier.lead_id, earlier.status, normalise(lead).warnings)
     result = await capture_batcher(runtime).capture(
         lead, idempotency=(principal.sub, idempotency_key) if idempotency_key else None
     )
-    return _accepted(result.lead_id, result.status)
+    return _accepted(result.lead_id, result.status, result.warnings)
 
 
-def _accepted(lead_id: str, status: str) -> JSONResponse:
+def _accepted(lead_id: str, status: str, warnings: Sequence[FieldWarning]) -> JSONResponse:
     return JSONResponse(
-        {"lead_id": lead_id, "status": status}, status_code=202 if status == "accepted" else 200
+        {"lead_id": lead_id, "status": status, "warnings": [w.as_dict() for w in warnings]},
+        status_code=202 if status == "accepted" else 200,
     )
 
 
@@ -88,6 +94,14 @@ async def get_lead(lead_id: str, session: SessionDep, principal: Reader) -> Lead
         utm=lead.utm,
         consent=Consent(marketing=lead.consent_marketing),
         custom=lead.custom,
+        email_normalized=lead.email_normalized,
+        domain=lead.domain,
+        free_mail=lead.free_mail,
+        disposable=lead.disposable,
+        role_account=lead.role_account,
+        seniority=lead.seniority,
+        function=lead.function,
+        unnormalized=lead.unnormalized or {},
         created_at=lead.created_at,
         updated_at=lead.updated_at,
         erased=lead.erased_at is not None,
