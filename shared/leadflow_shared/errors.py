@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, Field
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -117,6 +120,44 @@ class TooManyRequests(ServiceError):
     code = "rate_limited"
 
 
+# How long a client is told to wait (``Retry-After``) when the database is unreachable,
+# and how often (at most) a service logs that it answered so.
+DATABASE_RETRY_AFTER_S = 2
+DATABASE_WARNING_EVERY_S = 10.0
+_db_warned = [float("-inf")]
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` (or what it wraps) says the database cannot be reached: a refused or
+    lost connection, a pool or connect timeout. Errors the database itself raised about a
+    statement (a constraint, bad SQL) are not."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(
+            current,
+            sa_exc.OperationalError
+            | sa_exc.InterfaceError
+            | sa_exc.TimeoutError
+            | sa_exc.DisconnectionError
+            | asyncpg.PostgresConnectionError
+            | asyncpg.InterfaceError
+            | asyncpg.CannotConnectNowError
+            | OSError,
+        ):
+            return True
+        wrapped = getattr(current, "orig", None) or getattr(current, "error", None)
+        current = (
+            wrapped
+            if isinstance(wrapped, BaseException)
+            else (current.__cause__ or current.__context__)
+        )
+    return False
+
+
 def problem(
     status: int,
     code: str,
@@ -176,6 +217,27 @@ def install_error_handlers(app: FastAPI) -> None:
             str(exc.detail),
             headers=getattr(exc, "headers", None),
         )
+
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        if not is_database_unavailable(exc):
+            raise exc  # not a connectivity problem: the 500 handler below answers it
+        now = time.monotonic()
+        if now - _db_warned[0] >= DATABASE_WARNING_EVERY_S:  # not one line per request
+            log.warning(
+                "database unavailable; answering 503",
+                extra={"fields": {"error_type": type(exc).__name__, "path": request.url.path}},
+            )
+            _db_warned[0] = now
+        return problem(
+            503,
+            "database_unavailable",
+            "the database cannot be reached; retry after the time in Retry-After "
+            "(with the same Idempotency-Key for a POST)",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+        )
+
+    for kind in (sa_exc.DBAPIError, sa_exc.TimeoutError, asyncpg.PostgresError, OSError):
+        app.add_exception_handler(kind, _database)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

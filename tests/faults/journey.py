@@ -41,6 +41,9 @@ class Stream:
     accepted: list[str] = field(default_factory=list)
     refused: list[int] = field(default_factory=list)  # status codes other than 2xx
     errors: int = 0  # connection errors (the service was down): the client retries those
+    unavailable: int = 0  # 503 answers (retried with the same key)
+    unavailable_codes: dict[str, int] = field(default_factory=dict)  # 503s by problem code
+    without_retry_after: int = 0  # 503 answers that did not say when to retry
 
     async def post(self, client: httpx.AsyncClient, i: int, deadline: float) -> None:
         """Post lead ``i``; on a connection error or a 503 retry with the same
@@ -60,6 +63,14 @@ class Stream:
             if r is not None and r.status_code != 503:
                 self.refused.append(r.status_code)
                 return
+            if r is not None:
+                self.unavailable += 1
+                try:
+                    code = str(r.json().get("error", ""))
+                except ValueError:
+                    code = ""
+                self.unavailable_codes[code] = self.unavailable_codes.get(code, 0) + 1
+                self.without_retry_after += "retry-after" not in r.headers
             if time.monotonic() > deadline:
                 raise AssertionError(f"lead {i} not accepted before the deadline")
             await asyncio.sleep(0.2)

@@ -14,6 +14,12 @@ therefore be called again for the same events in a fresh transaction: they must 
 in-process state from a transaction that has not committed.
 
 Messages of one partition are handled in order (one lead's events share a partition).
+A batch that fails because the database cannot be reached (a connectivity error, and the
+database does not answer a ping) is no handler failure: nothing is bisected, retried alone
+or dead-lettered. The consumer waits, pinging with backoff, and applies the same events
+again once the database answers; offsets stay uncommitted meanwhile (``/readyz`` says
+``database: false``). One WARNING per outage, one INFO when it ends.
+
 Events nobody handles — no handler, or refused by the registry's ``wants`` — never open a
 transaction. Bulk topics (``leads.imported``) are served after live ones: their partitions
 are paused while a live partition has a backlog.
@@ -38,6 +44,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow_shared.db import Database
+from leadflow_shared.errors import is_database_unavailable
 from leadflow_shared.events import (
     EVENT_MODELS,
     CloudEvent,
@@ -82,6 +89,13 @@ BATCH_SIZE = Histogram(
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
 )
 DEAD_LETTERS = Counter("leadflow_dead_letters_total", "Messages sent to the DLQ", ["consumer"])
+
+
+DATABASE_OUTAGES = Counter(
+    "leadflow_consumer_database_outages_total",
+    "Times a consumer paused because its database could not be reached",
+    ["consumer"],
+)
 
 
 class PermanentError(Exception):
@@ -337,6 +351,9 @@ class EventConsumer:
         self._done: list[bool] = []  # per record of the batch in hand: handled or skipped
         self._index_of: dict[int, int] = {}  # id(Delivered) -> its index in that batch
         self.running = False
+        # Waits between database pings while it is unreachable (doubling up to the max).
+        self.outage_ping_s = 0.25
+        self.outage_ping_max_s = 2.0
 
     async def start(self) -> None:
         await self.consumer.start()
@@ -561,12 +578,14 @@ class EventConsumer:
         if not items:
             return 0
         try:
-            outcomes = await apply_batch(self.db, self.processed, self.name, self.registry, items)
+            outcomes = await self._attempt(items)
         except HandlerFailed as failed:
             start, length = failed.start, failed.length
         except Exception:
             start, length = 0, len(items)  # e.g. the commit failed: find out by halving
         else:
+            if outcomes is None:
+                return 0  # shutdown while the database was away: all left for redelivery
             BATCH_SIZE.labels(self.name).observe(len(items))
             for item, handled in zip(items, outcomes, strict=True):
                 assert item.message is not None
@@ -595,6 +614,55 @@ class EventConsumer:
                 return start + half + done
         return start + length + await self._apply(items[start + length :])
 
+    async def _attempt(self, items: Sequence[Delivered]) -> list[bool] | None:
+        """:func:`apply_batch`; while the database is unreachable, wait until it answers and
+        apply the same items again (not counted as an attempt). None when shutdown came
+        during the wait; otherwise raises what :func:`apply_batch` raised."""
+        while True:
+            try:
+                return await apply_batch(self.db, self.processed, self.name, self.registry, items)
+            except Exception as exc:
+                if not await self._database_outage(exc):
+                    raise
+                if not await self._wait_for_database(exc):
+                    return None
+
+    async def _database_outage(self, exc: Exception) -> bool:
+        """True when ``exc`` is a connectivity error and the database does not answer a
+        ping either (a stale pooled connection with the database up is a normal failure,
+        retried with backoff; the pool replaces the connection)."""
+        error = exc.error if isinstance(exc, HandlerFailed) else exc
+        return is_database_unavailable(error) and not await self._ping()
+
+    async def _ping(self) -> bool:
+        try:
+            return await asyncio.wait_for(self.db.ping(), timeout=5)
+        except TimeoutError:
+            return False
+
+    async def _wait_for_database(self, exc: Exception) -> bool:
+        """Pause until the database answers a ping; False when shutdown came first."""
+        error = exc.error if isinstance(exc, HandlerFailed) else exc
+        DATABASE_OUTAGES.labels(self.name).inc()
+        log.warning(
+            "database unreachable; consumer paused, offsets not committed",
+            extra=log_fields(consumer=self.name, error_type=type(error).__name__),
+        )
+        started = time.monotonic()
+        delay = self.outage_ping_s
+        while not self._stopping:
+            await asyncio.sleep(delay)
+            if await self._ping():
+                log.info(
+                    "database reachable again; consumer resumed",
+                    extra=log_fields(
+                        consumer=self.name, paused_s=round(time.monotonic() - started, 1)
+                    ),
+                )
+                return True
+            delay = min(delay * 2, self.outage_ping_max_s)
+        return False
+
     async def _apply_alone(self, item: Delivered) -> bool:
         """Retry one event with backoff, then dead-letter it; False when shutdown
         interrupted the retries (its offset is then left uncommitted, so it is redelivered)."""
@@ -604,9 +672,9 @@ class EventConsumer:
             attempt += 1
             started = time.perf_counter()
             try:
-                outcomes = await apply_batch(
-                    self.db, self.processed, self.name, self.registry, [item]
-                )
+                outcomes = await self._attempt([item])
+                if outcomes is None:
+                    return False
                 HANDLE_SECONDS.labels(self.name, item.event.type).observe(
                     time.perf_counter() - started
                 )
