@@ -12,15 +12,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import Literal
 
 from prometheus_client import Histogram
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow_intake.capture import CaptureResult, LeadVanished, capture_leads
+from leadflow_intake.normalise import normalise
 from leadflow_intake.repository import LeadRepository
 from leadflow_intake.schemas import LeadIn
 from leadflow_shared.db import Database
+from leadflow_shared.errors import InvalidInput
 from leadflow_shared.ids import utcnow
 from leadflow_shared.messaging import Outbox
 from leadflow_shared.observability import current_traceparent
@@ -36,10 +39,32 @@ GROUP_SIZE = Histogram(
 )
 
 
+@dataclass(frozen=True)
+class IdempotencyKey:
+    """A client's ``Idempotency-Key`` and the hash of the body it came with."""
+
+    client: str
+    key: str
+    body_hash: str
+
+    @property
+    def id(self) -> tuple[str, str]:
+        return (self.client, self.key)
+
+
+def key_reused(key: str) -> InvalidInput:
+    """The 422 for a key already used with another body (contract v2)."""
+    return InvalidInput.field(
+        "Idempotency-Key",
+        f"{key!r} was already used with a different body; "
+        "a retry must send the same body, a new lead needs a new key",
+    )
+
+
 @dataclass
 class _Pending:
     lead: LeadIn
-    idempotency: tuple[str, str] | None
+    idempotency: IdempotencyKey | None
     # The request's trace, for its event: the batcher task runs outside the request.
     traceparent: str | None
     future: asyncio.Future[CaptureResult] = field(
@@ -73,10 +98,12 @@ class CaptureBatcher:
             self._task = None
 
     async def capture(
-        self, lead: LeadIn, *, idempotency: tuple[str, str] | None = None
+        self, lead: LeadIn, *, idempotency: IdempotencyKey | None = None
     ) -> CaptureResult:
-        """Capture one lead; returns once it is committed. ``idempotency`` is
-        ``(client, key)``: the answer is stored under that key in the same transaction."""
+        """Capture one lead; returns once it is committed. With ``idempotency`` the answer
+        is stored under the key in the same transaction; a key already stored answers
+        from the store (its lead is not captured again), or raises the 422 of
+        :func:`key_reused` when it came with another body."""
         item = _Pending(lead, idempotency, current_traceparent())
         if self._task is None or self._stopping:
             await self._write([item])
@@ -125,40 +152,97 @@ class CaptureBatcher:
             return
         GROUP_SIZE.observe(len(batch))
         for item, result in zip(batch, results, strict=True):
-            if not item.future.done():  # the client may have gone away meanwhile
+            if item.future.done():  # the client may have gone away meanwhile
+                continue
+            if isinstance(result, Exception):
+                item.future.set_exception(result)
+            else:
                 item.future.set_result(result)
 
-    async def _capture(self, session: AsyncSession, batch: list[_Pending]) -> list[CaptureResult]:
-        # A key repeated inside one group gets the first answer, as if posted in turn.
-        position_of_key: dict[tuple[str, str], int] = {}
-        answered_by: list[int] = []
-        leads: list[LeadIn] = []
-        traces: list[str | None] = []
-        for item in batch:
-            key = item.idempotency
-            if key is not None and key in position_of_key:
-                answered_by.append(position_of_key[key])
-                continue
-            if key is not None:
-                position_of_key[key] = len(leads)
-            answered_by.append(len(leads))
-            leads.append(item.lead)
-            traces.append(item.traceparent)
-        captured = await capture_leads(session, self.outbox, leads, traceparents=traces)
+    async def _capture(
+        self, session: AsyncSession, batch: list[_Pending]
+    ) -> list[CaptureResult | Exception]:
+        """Claim the group's idempotency keys first (a key another transaction holds
+        waits for it, then answers from the store), capture the rest, store the answers.
+        A key repeated inside one group gets the first answer, as if posted in turn."""
+        repo = LeadRepository(session)
+        first_of: dict[tuple[str, str], int] = {}
+        firsts: list[IdempotencyKey] = []
+        for index, item in enumerate(batch):
+            if item.idempotency is not None and item.idempotency.id not in first_of:
+                first_of[item.idempotency.id] = index
+                firsts.append(item.idempotency)
         now = utcnow()
-        await LeadRepository(session).remember_many(
+        claimed = await repo.claim_keys(
             [
                 {
-                    "client": client,
-                    "key": key,
-                    "lead_id": captured[position].lead_id,
-                    "status": captured[position].status,
+                    "client": k.client,
+                    "key": k.key,
+                    "body_hash": k.body_hash,
+                    "lead_id": "",
+                    "status": "pending",
                     "created_at": now,
                 }
-                for (client, key), position in position_of_key.items()
+                for k in firsts
             ]
         )
-        return [captured[position] for position in answered_by]
+        stored = await repo.idempotency_records(k for k in first_of if k not in claimed)
+        answers: list[CaptureResult | Exception | None] = [None] * len(batch)
+        to_capture: list[int] = []
+        for index, item in enumerate(batch):
+            key = item.idempotency
+            if key is None:
+                to_capture.append(index)
+                continue
+            if key.id in stored:  # answered by an earlier (or concurrent) transaction
+                record = stored[key.id]
+                if record.body_hash is not None and record.body_hash != key.body_hash:
+                    answers[index] = key_reused(key.key)
+                else:
+                    warnings = tuple(normalise(item.lead).warnings)
+                    status: Literal["accepted", "merged"] = (
+                        "merged" if record.status == "merged" else "accepted"
+                    )
+                    answers[index] = CaptureResult(record.lead_id, status, warnings)
+                continue
+            first = batch[first_of[key.id]].idempotency
+            assert first is not None
+            if key.body_hash != first.body_hash:
+                answers[index] = key_reused(key.key)
+            elif first_of[key.id] == index:
+                to_capture.append(index)
+        captured = await capture_leads(
+            session,
+            self.outbox,
+            [batch[i].lead for i in to_capture],
+            traceparents=[batch[i].traceparent for i in to_capture],
+        )
+        for index, result in zip(to_capture, captured, strict=True):
+            answers[index] = result
+        settled: list[dict[str, str]] = []
+        for (client, key_text), index in first_of.items():
+            answer = answers[index]
+            if (client, key_text) in claimed and isinstance(answer, CaptureResult):
+                settled.append(
+                    {
+                        "client": client,
+                        "key": key_text,
+                        "lead_id": answer.lead_id,
+                        "status": answer.status,
+                    }
+                )
+        await repo.settle_keys(settled)
+        # Repeats of a key inside the group: the first occurrence's answer.
+        final: list[CaptureResult | Exception] = []
+        for index, item in enumerate(batch):
+            given = answers[index]
+            if given is None and item.idempotency is not None:
+                given = answers[first_of[item.idempotency.id]]
+                if isinstance(given, Exception):  # one exception object per request
+                    given = key_reused(item.idempotency.key)
+            assert given is not None
+            final.append(given)
+        return final
 
 
 async def start_capture_batcher(runtime: ServiceRuntime) -> None:

@@ -87,6 +87,9 @@ class IdempotencyRecord(Base):
     lead_id: Mapped[str] = mapped_column(String(36))
     status: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # SHA-256 of the validated body the key was first used with (null on older records):
+    # the same key with another body is refused.
+    body_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class LeadOwner(Base):

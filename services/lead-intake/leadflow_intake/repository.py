@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, Table, bindparam, delete, or_, select, update
+from sqlalchemy import Insert, Table, bindparam, delete, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -118,11 +118,58 @@ class LeadRepository:
     async def idempotent_result(self, client: str, key: str) -> IdempotencyRecord | None:
         return await self.session.get(IdempotencyRecord, (client, key))
 
-    async def remember_many(self, records: Sequence[dict[str, Any]]) -> None:
-        """Store idempotency keys' first answers; a key stored meanwhile keeps its own."""
-        if records:
-            stmt = upsert_insert(self.session, IDEMPOTENCY).on_conflict_do_nothing()
-            await self.session.execute(stmt, list(records))
+    async def claim_keys(self, records: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
+        """Insert idempotency records (``client, key, body_hash``, no answer yet) before
+        capturing; the ``(client, key)`` pairs this transaction now holds. A key held by a
+        concurrent transaction blocks here until that one commits (PostgreSQL), then
+        counts as taken: its stored answer is the one to give. Keys are inserted in order,
+        so two transactions never wait on each other's keys (no deadlock)."""
+        if not records:
+            return set()
+        stmt = (
+            upsert_insert(self.session, IDEMPOTENCY)
+            .on_conflict_do_nothing()
+            .returning(IDEMPOTENCY.c.client, IDEMPOTENCY.c.key)
+        )
+        # One multi-row VALUES statement, rows in key order.
+        ordered = sorted(records, key=lambda r: (r["client"], r["key"]))
+        result = await self.session.execute(stmt.values(ordered))
+        return {(client, key) for client, key in result.all()}
+
+    async def idempotency_records(
+        self, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], IdempotencyRecord]:
+        wanted = list(keys)
+        if not wanted:
+            return {}
+        rows = await self.session.scalars(
+            select(IdempotencyRecord).where(
+                tuple_(IdempotencyRecord.client, IdempotencyRecord.key).in_(wanted)
+            )
+        )
+        return {(r.client, r.key): r for r in rows}
+
+    async def settle_keys(self, answers: Sequence[dict[str, Any]]) -> None:
+        """Write the answers (``client, key, lead_id, status``) of keys this transaction
+        claimed."""
+        if answers:
+            await self.session.execute(
+                update(IDEMPOTENCY)
+                .where(
+                    IDEMPOTENCY.c.client == bindparam("b_client"),
+                    IDEMPOTENCY.c.key == bindparam("b_key"),
+                )
+                .values(lead_id=bindparam("lead_id"), status=bindparam("status")),
+                [
+                    {
+                        "b_client": a["client"],
+                        "b_key": a["key"],
+                        "lead_id": a["lead_id"],
+                        "status": a["status"],
+                    }
+                    for a in answers
+                ],
+            )
 
 
 class FormRepository:

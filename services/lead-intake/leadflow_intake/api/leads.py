@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse
 
-from leadflow_intake.capture_batcher import capture_batcher
+from leadflow_intake.capture_batcher import IdempotencyKey, capture_batcher, key_reused
 from leadflow_intake.erasure import erase_lead
 from leadflow_intake.normalise import FieldWarning, normalise
 from leadflow_intake.repository import LeadRepository
@@ -28,7 +29,12 @@ Admin = Annotated[Principal, Depends(require_roles("admin"))]
     "",
     status_code=202,
     response_model=LeadAccepted,
-    responses={200: {"model": LeadAccepted, "description": "merged into a known lead"}},
+    responses={
+        200: {"model": LeadAccepted, "description": "merged into a known lead"},
+        **problem_responses(
+            422, s422="invalid lead, or an Idempotency-Key reused with another body"
+        ),
+    },
 )
 async def post_lead(
     lead: LeadIn,
@@ -39,21 +45,29 @@ async def post_lead(
     """Capture a lead. A known email (compared folded: case, plus-addressing, gmail dots)
     merges into the existing lead (200, ``merged``). Optional fields that cannot be
     normalised (an unknown country, an unparseable phone) are kept as given and listed in
-    ``warnings``; they never refuse the lead."""
+    ``warnings``; they never refuse the lead. A retry with the same ``Idempotency-Key``
+    and body gets the first answer; the key with another body is a 422 naming it."""
     # No request-wide transaction: the capture batcher writes this lead together with
     # the others arriving meanwhile, and answers once it is committed. The answer is
     # built directly (the hot path skips response-model validation of two strings).
+    idempotency = None
     if idempotency_key:
+        idempotency = IdempotencyKey(principal.sub, idempotency_key, body_hash(lead))
         async with runtime.db.sessions() as session:
             earlier = await LeadRepository(session).idempotent_result(
                 principal.sub, idempotency_key
             )
-        if earlier is not None:
+        if earlier is not None and earlier.status in ("accepted", "merged"):
+            if earlier.body_hash is not None and earlier.body_hash != idempotency.body_hash:
+                raise key_reused(idempotency_key)
             return _accepted(earlier.lead_id, earlier.status, normalise(lead).warnings)
-    result = await capture_batcher(runtime).capture(
-        lead, idempotency=(principal.sub, idempotency_key) if idempotency_key else None
-    )
+    result = await capture_batcher(runtime).capture(lead, idempotency=idempotency)
     return _accepted(result.lead_id, result.status, result.warnings)
+
+
+def body_hash(lead: LeadIn) -> str:
+    """The validated body's fingerprint: whitespace, key order and defaults do not count."""
+    return hashlib.sha256(lead.model_dump_json().encode()).hexdigest()
 
 
 def _accepted(lead_id: str, status: str, warnings: Sequence[FieldWarning]) -> JSONResponse:
