@@ -1,6 +1,7 @@
 """A CSV upload read as it arrives: never the whole file in memory.
 
-Bytes are decoded incrementally (UTF-8, with or without BOM), cut at the last record
+Bytes are decoded incrementally (UTF-8, with or without BOM; the delimiter, ``,`` ``;``
+or tab, is the one the header row uses most), cut at the last record
 boundary (a newline outside quotes) and parsed by :mod:`csv`; a multipart body is
 unwrapped part by part on the way. Rows are numbered as records of the file (the header
 is row 1), so a rejected row's number is the one a spreadsheet shows.
@@ -39,6 +40,15 @@ def _complete_end(text: str) -> int:
     return 0
 
 
+DELIMITERS = (",", ";", "\t")
+
+
+def sniff_delimiter(header: str) -> str:
+    """The delimiter the header row uses most, outside quotes (``,`` on a tie)."""
+    outside = "".join(header.split('"')[::2])
+    return max(DELIMITERS, key=lambda d: (outside.count(d), d == ","))
+
+
 @dataclass
 class CsvReader:
     """Turns decoded text, fed in pieces, into numbered rows keyed by lead field."""
@@ -68,8 +78,7 @@ class CsvReader:
 
     def _parse(self, text: str) -> list[Row]:
         if self.columns is None:
-            header = text.split("\n", 1)[0]
-            self.delimiter = ";" if header.count(";") > header.count(",") else ","
+            self.delimiter = sniff_delimiter(text.split("\n", 1)[0])
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter)
         rows: list[Row] = []
         try:
@@ -95,7 +104,7 @@ class CsvReader:
             raise InvalidInput.field(
                 "file",
                 "the header row must name an email column (email, Email Address, E-mail …), "
-                "separated by , or ;",
+                "separated by , ; or tab",
             )
 
 
