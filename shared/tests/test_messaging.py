@@ -774,3 +774,65 @@ async def test_stopping_the_consumer_commits_its_coalesced_offsets(
         assert await reader.committed(TopicPartition(topic, 0)) == 10
     finally:
         await reader.stop()
+
+
+async def test_unknown_types_are_poison_known_unhandled_ones_are_skipped_big_ones_truncated(
+    broker: EmbeddedBroker, db: Database
+) -> None:
+    """A ``ce_type`` outside the contract goes to the DLQ; a contract type this consumer has
+    no handler for is skipped; a dead letter too large to send whole keeps its head, its
+    size and its digest — and the consumer carries on after each."""
+    topic, name = "kinds.topic", "kinds-svc"
+    await create_topics(broker.bootstrap_servers, [topic, f"{name}.dlq"], partitions=1)
+    done = asyncio.Event()
+    handlers = HandlerRegistry()
+
+    @handlers.on(LeadErased)
+    async def handle(session: AsyncSession, event: CloudEvent, data: LeadErased) -> None:
+        if data.lead_id == "huge":
+            raise ValueError("cannot handle this one")
+        await session.execute(insert(effects).values(event_id=event.id, lead_id=data.lead_id))
+        if data.lead_id == "last":
+            done.set()
+
+    # A producer allowed to write what the service's own producer could not forward whole.
+    big_producer = AIOKafkaProducer(
+        bootstrap_servers=broker.bootstrap_servers, max_request_size=4 * 2**20
+    )
+    await big_producer.start()
+    producer = new_producer(broker.bootstrap_servers, "test")
+    await producer.start()
+
+    def record(event_type: str, lead_id: str, **extra: Any) -> Any:
+        return CloudEvent(
+            type=event_type,
+            source="t",
+            subject=lead_id,
+            data={"lead_id": lead_id, "erased_at": utcnow().isoformat(), **extra},
+        ).to_kafka()
+
+    huge = record("lead.erased", "huge", blob="x" * (2 * 2**20))
+    sent = [
+        record("lead.teleported", "unknown"),  # not a contract type: poison
+        record("lead.merged", "unhandled"),  # a contract type nobody here handles: skipped
+        huge,
+        record("lead.erased", "last"),
+    ]
+    for r in sent:
+        await big_producer.send_and_wait(topic, r.value, key=r.key, headers=r.headers)
+    consumer = _consumer(broker, db, producer, handlers, name, topic, max_attempts=1)
+    await consumer.start()
+    try:
+        await asyncio.wait_for(done.wait(), timeout=30)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        await big_producer.stop()
+    assert await _effects(db) == ["last"]
+    letters = await _read_raw(broker.bootstrap_servers, f"{name}.dlq", want=2)
+    by_subject = {h["ce_subject"]: h for h in letters}
+    assert set(by_subject) == {"unknown", "huge"}
+    assert "unknown event type 'lead.teleported'" in by_subject["unknown"]["dlq_error"]
+    assert by_subject["huge"]["dlq_truncated"] == str(len(huge.value))
+    assert by_subject["huge"]["dlq_error"].startswith("ValueError")
+    assert len(by_subject["huge"]["dlq_value_sha256"]) == 64

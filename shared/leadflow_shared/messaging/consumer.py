@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import IllegalStateError
+from aiokafka.errors import IllegalStateError, MessageSizeTooLargeError
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 from sqlalchemy import Table
@@ -88,6 +89,8 @@ BATCH_SIZE = Histogram(
     ["consumer"],
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
 )
+# A dead letter too large to send whole keeps this much of its value (and its size, digest).
+DLQ_TRUNCATED_BYTES = 64 * 1024
 DEAD_LETTERS = Counter("leadflow_dead_letters_total", "Messages sent to the DLQ", ["consumer"])
 
 
@@ -544,6 +547,10 @@ class EventConsumer:
             message = records[index]
             try:
                 event = CloudEvent.from_kafka(message.value, message.headers)
+                if event.type not in EVENT_MODELS:
+                    # Not a type of the contract at all (a typo, a foreign producer): poison.
+                    # A contract type this consumer has no handler for is skipped below.
+                    raise EnvelopeError(f"unknown event type {event.type!r} (not in the contract)")
                 if not self.registry.handles(event.type):
                     CONSUMED.labels(self.name, message.topic, "ignored").inc()
                     self._done[index] = True
@@ -721,9 +728,21 @@ class EventConsumer:
             ("dlq_failed_at", utcnow().isoformat().encode()),
         ]
         # The message in hand is not committed until the DLQ write succeeds.
-        await self.producer.send_and_wait(
-            self.dlq_topic, message.value, key=message.key, headers=headers
-        )
+        try:
+            await self.producer.send_and_wait(
+                self.dlq_topic, message.value, key=message.key, headers=headers
+            )
+        except MessageSizeTooLargeError:
+            # Over the producer's request size with our headers: keep the head of the value
+            # and say so (its size and digest), rather than block the partition for ever.
+            value = message.value or b""
+            headers += [
+                ("dlq_truncated", str(len(value)).encode()),
+                ("dlq_value_sha256", hashlib.sha256(value).hexdigest().encode()),
+            ]
+            await self.producer.send_and_wait(
+                self.dlq_topic, value[:DLQ_TRUNCATED_BYTES], key=message.key, headers=headers
+            )
         log.error(
             "message dead-lettered",
             extra=log_fields(
