@@ -60,8 +60,35 @@ def _derive(row: dict[str, Any]) -> None:
     row.update(derived(row["email"], row["website"], row["title"]))
 
 
-def new_lead_row(incoming: LeadIn, clean: Normalised, now: datetime) -> dict[str, Any]:
+# A lead keeps at most this many history entries (the oldest go first).
+HISTORY_LIMIT = 100
+
+
+def touch_of(incoming: LeadIn, now: datetime) -> dict[str, Any]:
+    """One submission's attribution: ``{source, campaign, utm, at}``."""
+    return {
+        "source": incoming.source,
+        "campaign": incoming.campaign,
+        "utm": {k: v for k, v in incoming.utm.model_dump().items() if v},
+        "at": now.isoformat(),
+    }
+
+
+def consent_of(incoming: LeadIn, now: datetime, channel: str) -> dict[str, Any]:
+    """``{marketing, at, source, text}``: when, through what and to which text version."""
+    return {
+        "marketing": incoming.consent.marketing,
+        "at": now.isoformat(),
+        "source": incoming.source or channel,
+        "text": incoming.consent.text,
+    }
+
+
+def new_lead_row(
+    incoming: LeadIn, clean: Normalised, now: datetime, channel: str = "api"
+) -> dict[str, Any]:
     """The ``leads`` row of a first submission."""
+    touch = touch_of(incoming, now)
     row = {
         "id": new_id(),
         "email": clean.email,
@@ -71,6 +98,10 @@ def new_lead_row(incoming: LeadIn, clean: Normalised, now: datetime) -> dict[str
         "consent_marketing": incoming.consent.marketing,
         "custom": dict(incoming.custom),
         "unnormalized": dict(clean.unnormalized),
+        "history": [],
+        "first_touch": touch,
+        "last_touch": touch,
+        "consent": consent_of(incoming, now, channel) if incoming.consent.marketing else None,
         "created_at": now,
         "updated_at": now,
     }
@@ -78,12 +109,42 @@ def new_lead_row(incoming: LeadIn, clean: Normalised, now: datetime) -> dict[str
     return row
 
 
-def merge_into(row: dict[str, Any], incoming: LeadIn, clean: Normalised) -> list[str]:
-    """Apply the newer submission's non-empty values to ``row``; the changed field names."""
+def merge_into(
+    row: dict[str, Any],
+    incoming: LeadIn,
+    clean: Normalised,
+    now: datetime | None = None,
+    channel: str = "api",
+) -> list[str]:
+    """Merge a newer submission into ``row``; the changed field names.
+
+    Blanks are filled; a value the submission changes is replaced and the old one kept in
+    ``history`` (``{at, field, old, new, source}``). ``first_touch`` stays, ``last_touch``
+    becomes this submission's attribution. Consent given now (or to a new text version)
+    is recorded with its time, source and text.
+    """
+    now = now or utcnow()
+    at = now.isoformat()
+    by = incoming.source or channel
+    history: list[dict[str, Any]] = list(row.get("history") or [])
+    if row.get("first_touch") is None:  # a lead stored before touches were kept
+        created = row.get("created_at")
+        row["first_touch"] = {
+            "source": row["source"],
+            "campaign": row["campaign"],
+            "utm": dict(row["utm"] or {}),
+            "at": created.isoformat() if isinstance(created, datetime) else None,
+        }
+
+    def record(field: str, old: Any, new: Any) -> None:
+        if old not in (None, "", {}):
+            history.append({"at": at, "field": field, "old": old, "new": new, "source": by})
+
     changed: list[str] = []
     for name in PROFILE_FIELDS:
         value = _given(incoming, clean, name)
         if value is not None and value != row[name]:
+            record(name, row[name], value)
             row[name] = value
             changed.append(name)
     unnormalized = {
@@ -94,16 +155,31 @@ def merge_into(row: dict[str, Any], incoming: LeadIn, clean: Normalised) -> list
         row["unnormalized"] = unnormalized
     utm = {k: v for k, v in incoming.utm.model_dump().items() if v}
     if utm and utm != row["utm"]:
-        row["utm"] = {**row["utm"], **utm}
-        changed.append("utm")
-    if incoming.consent.marketing and not row["consent_marketing"]:
-        row["consent_marketing"] = True
-        changed.append("consent")
+        merged_utm = {**row["utm"], **utm}
+        if merged_utm != row["utm"]:
+            record("utm", dict(row["utm"]), merged_utm)
+            row["utm"] = merged_utm
+            changed.append("utm")
+    if incoming.consent.marketing:
+        current = row.get("consent") or {}
+        if not row["consent_marketing"] or (
+            incoming.consent.text is not None and incoming.consent.text != current.get("text")
+        ):
+            given = consent_of(incoming, now, channel)
+            record("consent", current, given)
+            row["consent"] = given
+            row["consent_marketing"] = True
+            changed.append("consent")
     if incoming.custom:
         merged = {**row["custom"], **incoming.custom}
         if merged != row["custom"]:
+            for key, value in incoming.custom.items():
+                if key in row["custom"] and row["custom"][key] != value:
+                    record(f"custom.{key}", row["custom"][key], value)
             row["custom"] = merged
             changed.append("custom")
+    row["history"] = history[-HISTORY_LIMIT:]
+    row["last_touch"] = touch_of(incoming, now)
     _derive(row)  # follows the merged title/website; not listed as changed by itself
     return changed
 
@@ -120,6 +196,9 @@ def profile_of(row: dict[str, Any]) -> dict[str, Any]:
         "email_normalized": row["email_normalized"],
         **{name: row[name] for name in DERIVED_FIELDS},
         "unnormalized": dict(row["unnormalized"] or {}),
+        "first_touch": row["first_touch"],
+        "last_touch": row["last_touch"],
+        "consent": row["consent"],
     }
 
 
@@ -131,6 +210,7 @@ async def capture_leads(
     topic: str | None = None,
     traceparents: Sequence[str | None] | None = None,
     normalised: Sequence[Normalised] | None = None,
+    channel: str = "api",
 ) -> list[CaptureResult]:
     """Store new leads and merge known ones (same normalised email), in order; emit
     ``lead.captured`` / ``lead.merged`` on ``topic`` (default: the events' own topic).
@@ -151,7 +231,7 @@ async def capture_leads(
     for index, (clean, lead) in enumerate(zip(cleaned, leads, strict=True)):
         if clean.email_key not in first_of:
             first_of[clean.email_key] = index
-            candidates.append(new_lead_row(lead, clean, now))
+            candidates.append(new_lead_row(lead, clean, now, channel))
     inserted = await repo.insert_new(candidates)
     rows = {row["email_normalized"]: row for row in candidates if row["id"] in inserted}
     rows.update(
@@ -171,7 +251,7 @@ async def capture_leads(
             events.append(LeadCaptured(**profile_of(row), captured_at=now))
             results.append(CaptureResult(row["id"], "accepted", warnings))
             continue
-        changed = merge_into(row, lead, clean)
+        changed = merge_into(row, lead, clean, now, channel)
         row["updated_at"] = now
         merged_rows[row["id"]] = row
         events.append(LeadMerged(**profile_of(row), changed_fields=changed))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow_intake.capture import PROFILE_FIELDS
+from leadflow_intake.capture import DERIVED_FIELDS, PROFILE_FIELDS
 from leadflow_intake.models import Lead
 from leadflow_intake.repository import LeadRepository
 from leadflow_shared.events import LeadErased
@@ -26,6 +26,14 @@ async def erase_lead(session: AsyncSession, outbox: Outbox, lead: Lead) -> None:
     lead.utm = {}
     lead.custom = {}
     lead.consent_marketing = False
+    # What normalisation and merges added: given values, history, touches, derived facts.
+    for name in DERIVED_FIELDS:
+        setattr(lead, name, None)
+    lead.unnormalized = None
+    lead.history = None
+    lead.first_touch = None
+    lead.last_touch = None
+    lead.consent = None
     lead.erased_at = now
     lead.updated_at = now
     await LeadRepository(session).erase_engagements(lead.id)

@@ -144,7 +144,9 @@ async def process_next_chunk(
                 leads.append(lead_from_flat(values))
             except ValidationError as exc:
                 rejections.append((row, _errors_of(exc)))
-        results = await capture_leads(session, outbox, leads, topic=Topic.LEADS_IMPORTED)
+        results = await capture_leads(
+            session, outbox, leads, topic=Topic.LEADS_IMPORTED, channel="import"
+        )
         accepted = sum(1 for r in results if r.status == "accepted")
         room = max(0, settings.import_max_listed_rejections - rejected_so_far)
         await repo.reject(import_id, rejections[:room])

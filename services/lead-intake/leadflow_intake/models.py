@@ -51,6 +51,13 @@ class Lead(Base):
     function: Mapped[str | None] = mapped_column(String(30))
     # Optional fields that could not be normalised, as given (field → value).
     unnormalized: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    # Merges keep history: [{at, field, old, new, source}], newest last (capped).
+    history: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # Attribution {source, campaign, utm, at} of the first and of the latest submission.
+    first_touch: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    last_touch: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Marketing consent {marketing, at, source, text}; null until consent is given.
+    consent: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

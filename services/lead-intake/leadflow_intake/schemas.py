@@ -29,6 +29,37 @@ class Utm(BaseModel):
 class Consent(BaseModel):
     model_config = ConfigDict(extra="forbid")
     marketing: bool = False
+    # The version of the consent text the person agreed to (e.g. "privacy-2026-10").
+    text: ShortText | None = None
+
+
+class ConsentOut(BaseModel):
+    """Marketing consent as recorded: when, through what (the lead's source or the
+    channel: api, import) and to which text version."""
+
+    marketing: bool
+    at: datetime | None = None
+    source: str | None = None
+    text: str | None = None
+
+
+class Touch(BaseModel):
+    """One submission's attribution."""
+
+    source: str | None = None
+    campaign: str | None = None
+    utm: dict[str, str] = Field(default_factory=dict)
+    at: datetime | None = None
+
+
+class HistoryEntry(BaseModel):
+    """A value a later submission changed: the old one is kept here."""
+
+    at: datetime
+    field: str
+    old: Any = None
+    new: Any = None
+    source: str | None = None
 
 
 class LeadIn(BaseModel):
@@ -98,8 +129,11 @@ class LeadOut(BaseModel):
     source: str | None
     campaign: str | None
     utm: dict[str, str]
-    consent: Consent
+    consent: ConsentOut
     custom: dict[str, Any]
+    first_touch: Touch | None = None
+    last_touch: Touch | None = None
+    history: list[HistoryEntry] = Field(default_factory=list)
     # Derived on capture (contract v2): the dedup key, the registrable domain, flags.
     email_normalized: str | None = None
     domain: str | None = None

@@ -69,6 +69,11 @@ class LeadProfile(EventData):
     function: str | None = None  # sales, marketing, engineering, it, product, finance, …
     # Optional fields that could not be normalised, as given (field → value).
     unnormalized: dict[str, str] = Field(default_factory=dict)
+    # Attribution {source, campaign, utm, at} of the first and the latest submission, and
+    # the consent record {marketing, at, source, text} (null until consent is given).
+    first_touch: dict[str, Any] | None = None
+    last_touch: dict[str, Any] | None = None
+    consent: dict[str, Any] | None = None
 
 
 class LeadCaptured(LeadProfile):

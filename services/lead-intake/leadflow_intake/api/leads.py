@@ -13,7 +13,15 @@ from leadflow_intake.capture_batcher import IdempotencyKey, capture_batcher, key
 from leadflow_intake.erasure import erase_lead
 from leadflow_intake.normalise import FieldWarning, normalise
 from leadflow_intake.repository import LeadRepository
-from leadflow_intake.schemas import Consent, ErasureResult, LeadAccepted, LeadIn, LeadOut
+from leadflow_intake.schemas import (
+    ConsentOut,
+    ErasureResult,
+    HistoryEntry,
+    LeadAccepted,
+    LeadIn,
+    LeadOut,
+    Touch,
+)
 from leadflow_shared.auth import Principal, require_roles
 from leadflow_shared.errors import Conflict, Forbidden, NotFound, problem_responses
 from leadflow_shared.service import Runtime, SessionDep
@@ -106,7 +114,12 @@ async def get_lead(lead_id: str, session: SessionDep, principal: Reader) -> Lead
         source=lead.source,
         campaign=lead.campaign,
         utm=lead.utm,
-        consent=Consent(marketing=lead.consent_marketing),
+        consent=ConsentOut.model_validate(lead.consent)
+        if lead.consent
+        else ConsentOut(marketing=lead.consent_marketing),
+        first_touch=Touch.model_validate(lead.first_touch) if lead.first_touch else None,
+        last_touch=Touch.model_validate(lead.last_touch) if lead.last_touch else None,
+        history=[HistoryEntry.model_validate(h) for h in lead.history or []],
         custom=lead.custom,
         email_normalized=lead.email_normalized,
         domain=lead.domain,
