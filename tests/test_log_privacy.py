@@ -149,7 +149,9 @@ async def test_no_personal_data_or_secret_in_any_log(
         r = await http.post(
             f"{urls['lead-intake']}/v1/leads/import",
             headers={**WEB, "content-type": "text/csv"},
-            content=f"{header}\n{row},BigCorp,US\n{csv_person['email']}x,bad,row,nope,X,ZZ\n",
+            # The second row is rejected (its email has two @): an unknown country alone
+            # would no longer reject it (contract v2 keeps it as given).
+            content=f"{header}\n{row},BigCorp,US\n{csv_person['email']}@x,bad,row,nope,X,ZZ\n",
         )
         assert r.status_code == 200, r.text
         assert r.json()["accepted"] == 1 and r.json()["rejected"]
