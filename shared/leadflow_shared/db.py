@@ -87,6 +87,12 @@ class Database:
             # No pre-ping: it costs a round trip per checkout; a connection that died is
             # invalidated when it fails and the boundary's retry gets a fresh one.
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=False)
+            if parsed.drivername == "postgresql+asyncpg":
+                # A database that accepts the TCP connection but never answers (a black
+                # hole) fails the connect in 5 s, not asyncpg's 60: the API answers 503
+                # and the consumer pauses (docs/RELIABILITY.md, scenario 6).
+                kwargs["connect_args"] = {"timeout": 5}
+            kwargs["pool_timeout"] = 10
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)

@@ -40,7 +40,8 @@ class Problem(BaseModel):
 
     error: str = Field(
         description="machine-readable code: unauthorized, forbidden, not_found, conflict, "
-        "invalid_input, rate_limited, payload_too_large, unsupported_media_type, …"
+        "invalid_input, rate_limited, payload_too_large, unsupported_media_type, "
+        "database_unavailable, broker_unavailable, …"
     )
     detail: str = Field(description="what was wrong and how to fix it")
     fields: list[ProblemField] = Field(
@@ -283,13 +284,19 @@ def _problem_content() -> dict[str, Any]:
     return {"application/json": {"schema": {"$ref": PROBLEM_REF}}}
 
 
+DATABASE_UNAVAILABLE_DESCRIPTION = (
+    "database_unavailable: the service's database does not answer; retry after Retry-After"
+)
+
+
 def document_problems(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
     """Make a generated OpenAPI document tell the truth about errors.
 
     - 422 is a :class:`Problem` (not FastAPI's ``HTTPValidationError``);
     - every other error status a route documents without a body gets a :class:`Problem`;
     - an operation that needs a token documents 401, and 403 when it admits only some roles
-      (the description names them; routes that refuse an owner add 403 themselves).
+      (the description names them; routes that refuse an owner add 403 themselves);
+    - every ``/v1/`` operation documents 503 ``database_unavailable`` with ``Retry-After``.
     """
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -320,6 +327,18 @@ def document_problems(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
                         + ", ".join(sorted(admitted))
                     },
                 )
+            if route.path_format.startswith("/v1/"):
+                # Every API operation reads or writes its service's database.
+                unavailable = responses.setdefault("503", {"description": ""})
+                described = unavailable.get("description") or ""
+                if "database" not in described:
+                    unavailable["description"] = "; ".join(
+                        filter(None, [described, DATABASE_UNAVAILABLE_DESCRIPTION])
+                    )
+                unavailable.setdefault("headers", {})["Retry-After"] = {
+                    "description": "seconds after which to try again",
+                    "schema": {"type": "integer"},
+                }
             for status, response in responses.items():
                 if status == "422":
                     response["description"] = PROBLEM_DESCRIPTIONS[422]

@@ -12,8 +12,9 @@ log = logging.getLogger(__name__)
 
 
 class PeriodicTask:
-    """Runs ``tick`` now and then every ``interval_s``; a failing tick is logged and the next
-    one runs on schedule. ``stop`` lets the tick in progress finish."""
+    """Runs ``tick`` now and then every ``interval_s``; a failing tick is logged (sparingly
+    while it keeps failing) and the next one runs on schedule. ``stop`` lets the tick in
+    progress finish."""
 
     def __init__(self, name: str, interval_s: float, tick: Callable[[], Awaitable[object]]) -> None:
         self.name = name
@@ -32,11 +33,28 @@ class PeriodicTask:
             self._task = None
 
     async def _run(self) -> None:
+        failures = 0
         while not self._stop.is_set():
             try:
                 await self._tick()
-            except Exception:
-                log.exception("periodic task failed; retrying", extra=log_fields(task=self.name))
+                if failures:
+                    log.info("periodic task recovered", extra=log_fields(task=self.name))
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                # The traceback once per run of failures (an outage would repeat it every
+                # tick), then a line every 30 ticks.
+                if failures == 1:
+                    log.exception(
+                        "periodic task failed; retrying", extra=log_fields(task=self.name)
+                    )
+                elif failures % 30 == 0:
+                    log.warning(
+                        "periodic task still failing",
+                        extra=log_fields(
+                            task=self.name, failures=failures, error_type=type(exc).__name__
+                        ),
+                    )
             try:
                 await asyncio.wait_for(self._stop.wait(), timeout=self.interval_s)
             except TimeoutError:

@@ -143,3 +143,25 @@ def test_operation_conforms_to_its_openapi(
             # Nothing invalid can be built for this operation (no parameters, no body).
             if mode is GenerationMode.POSITIVE:
                 raise
+
+
+@pytest.mark.parametrize("service", ["lead-intake", "scoring", "routing", "deals", "webhooks"])
+def test_every_api_operation_documents_the_database_503(service: str) -> None:
+    """A client generated from the OpenAPI knows every /v1 operation may answer 503
+    ``database_unavailable`` with ``Retry-After``."""
+    document = service_app(service, Path("/nonexistent")).openapi()
+    operations = [
+        (path, method, op)
+        for path, ops in document["paths"].items()
+        if path.startswith("/v1/")
+        for method, op in ops.items()
+    ]
+    assert operations
+    for path, method, op in operations:
+        unavailable = op["responses"].get("503")
+        assert unavailable, (method, path)
+        assert "database_unavailable" in unavailable["description"], (method, path)
+        assert "Retry-After" in unavailable["headers"], (method, path)
+        assert unavailable["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/Problem"
+        }

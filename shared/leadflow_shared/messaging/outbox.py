@@ -213,6 +213,8 @@ class OutboxRelay:
         self._degraded = True  # start with a full poll: rows left by an earlier run
         self._committed_while_degraded = False
         self._wake = asyncio.Event()
+        self._failures = 0  # consecutive failed rounds (logged sparingly)
+        self._failure_logged_at = 0.0
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         # Only one replica polls at a time (PostgreSQL advisory lock), so the fallback
@@ -326,12 +328,30 @@ class OutboxRelay:
                     while await self.publish_pending() == self.batch_size:
                         pass
                     next_poll = time.monotonic() + self.poll_interval_s
-            except Exception:
+                if self._failures:
+                    log.info("outbox relay recovered", extra=log_fields(failures=self._failures))
+                    self._failures = 0
+            except Exception as exc:
                 RELAY_ERRORS.inc()
-                log.exception("outbox relay batch failed; will retry")
+                self._log_failure(exc)
                 self._fall_back_to_table()
                 next_poll = time.monotonic() + min(self.poll_interval_s, 1.0)
                 await asyncio.sleep(0.2)
+
+    def _log_failure(self, exc: Exception) -> None:
+        """The first failure of a run of them with its traceback, then one line per 30 s
+        (a broker or database outage would otherwise log every retry)."""
+        now = time.monotonic()
+        self._failures += 1
+        if self._failures == 1:
+            log.exception("outbox relay batch failed; will retry")
+            self._failure_logged_at = now
+        elif now - self._failure_logged_at >= 30:
+            log.warning(
+                "outbox relay still failing; will retry",
+                extra=log_fields(failures=self._failures, error_type=type(exc).__name__),
+            )
+            self._failure_logged_at = now
 
     def _fall_back_to_table(self) -> None:
         # What was queued is in the table: publish it from there, in sequence order.
