@@ -17,7 +17,7 @@ from leadflow_routing.counters import (
 )
 from leadflow_routing.decisions import NoRepAvailable, RoutingDecision, decide
 from leadflow_routing.models import RoutedLead
-from leadflow_routing.repository import RoutingRepository
+from leadflow_routing.repository import WAITING, RoutingRepository
 from leadflow_shared.events import (
     AccountAssigned,
     LeadAssigned,
@@ -26,8 +26,6 @@ from leadflow_shared.events import (
 )
 from leadflow_shared.ids import new_id
 from leadflow_shared.messaging import Outbox
-
-WAITING = {"sdr": "waiting_for_rep", "ae": "waiting_for_ae", "am": "waiting_for_am"}
 
 
 def lead_attributes(lead: RoutedLead) -> dict[str, object]:

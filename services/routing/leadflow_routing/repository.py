@@ -25,6 +25,8 @@ from leadflow_shared.ids import new_id, utcnow
 
 # Open work per role; an account manager keeps every account, so "am" has no filter.
 OPEN_STATUSES = {"sdr": ("assigned", "accepted"), "ae": ("qualified",)}
+# A lead nobody of that role could take yet; the timer (and directory changes) retry it.
+WAITING = {"sdr": "waiting_for_rep", "ae": "waiting_for_ae", "am": "waiting_for_am"}
 
 
 counters: Table = RepCounter.__table__  # type: ignore[assignment]
@@ -146,11 +148,15 @@ class RoutingRepository:
         )
         return list(rows)
 
-    async def waiting_for_rep(self, limit: int = 100) -> list[RoutedLead]:
+    async def waiting(
+        self, statuses: Sequence[str] = tuple(WAITING.values()), limit: int = 100
+    ) -> list[RoutedLead]:
+        """Leads waiting for a free rep (every role: SDR, AE and AM), longest untried first,
+        claimed (``SKIP LOCKED``: another replica's timer takes others)."""
         rows = await self.session.scalars(
             select(RoutedLead)
-            .where(RoutedLead.status.in_(("waiting_for_rep", "waiting_for_ae")))
-            .order_by(RoutedLead.updated_at)
+            .where(RoutedLead.status.in_(statuses))
+            .order_by(RoutedLead.updated_at, RoutedLead.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
@@ -248,7 +254,13 @@ class RoutingRepository:
 
     async def config_changed(self) -> None:
         """Mark a change of the rules or the directory (same transaction as the change), so
-        every replica's cached copy is refreshed at its next decision."""
+        every replica's cached copy is refreshed at its next decision.
+
+        Takes the decision lock first, so no decision runs between the change and its
+        version, and flushes the change, so a decision later in this transaction (which
+        reads without autoflush) sees it."""
+        await self.lock_decisions()
+        await self.session.flush()
         dialect = self.session.get_bind().dialect.name
         upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         values = {"id": CONFIG_ROW, "version": new_id(), "changed_at": utcnow()}

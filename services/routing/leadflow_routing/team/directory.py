@@ -1,5 +1,7 @@
 """Changes to the team directory. Each one also changes the configuration version in the
-same transaction, so every replica's cached directory is refreshed at its next decision."""
+same transaction, so every replica's cached directory is refreshed at its next decision,
+and gives the leads waiting for a rep of that role their chance at once (a new account
+manager takes the won accounts nobody could take; so does one back from out of office)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow_routing.models import Rep
 from leadflow_routing.repository import RoutingRepository
+from leadflow_routing.sla import retry_waiting_for
 from leadflow_routing.team.schemas import RepIn
 from leadflow_shared.ids import utcnow
 
@@ -23,6 +26,7 @@ async def add_rep(session: AsyncSession, body: RepIn) -> Rep:
     repo.add(rep)
     await session.flush()
     await repo.config_changed()
+    await retry_waiting_for(session, rep.role)
     return rep
 
 
@@ -34,4 +38,5 @@ async def change_rep(session: AsyncSession, rep: Rep, changes: dict[str, Any]) -
         setattr(rep, name, value)
     rep.updated_at = utcnow()
     await RoutingRepository(session).config_changed()
+    await retry_waiting_for(session, rep.role)
     return rep
