@@ -39,10 +39,14 @@ def open_work_changes(
 
 
 def assignment_changes(decision: RoutingDecision, now: datetime) -> list[CounterChange]:
-    """One more lead for the decision's owner from its pool and on this day."""
+    """One more lead for the decision's owner from its pool and on this day (and, for
+    weighted rotation, the credit of each rep it considered)."""
     return [
         CounterChange("rotation", decision.pool, decision.owner, 1, now),
         CounterChange("assigned_on", day_scope(now), decision.owner, 1, now),
+    ] + [
+        CounterChange("credit", decision.pool, rep_id, delta)
+        for rep_id, delta in sorted(decision.credit_changes.items())
     ]
 
 

@@ -29,6 +29,8 @@ class TeamState:
     assigned_today: Mapping[str, int] = field(default_factory=dict)
     open_load: Mapping[str, int] = field(default_factory=dict)
     rotation: Mapping[str, Mapping[str, RotationStats]] = field(default_factory=dict)
+    # Weighted rotation's credit per pool and rep (see strategies.assign_weighted).
+    credit: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class RoutingDecision:
     candidates: list[str]
     skipped: dict[str, str]
     sla_minutes: int | None
+    # Weighted rotation: the change of each available rep's credit in the pool.
+    credit_changes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -104,8 +108,11 @@ def decide(
             continue
         key = pool_key(role, rule.id)
         stats = team.rotation.get(key, {})
+        credit_changes: dict[str, int] = {}
         if rule.strategy == "weighted":
-            chosen, why_chosen = assign_weighted(available, stats)
+            chosen, why_chosen, credit_changes = assign_weighted(
+                available, stats, team.credit.get(key, {})
+            )
         elif rule.strategy == "load_balanced":
             chosen, why_chosen = assign_load_balanced(available, stats, team.open_load)
         else:
@@ -130,6 +137,7 @@ def decide(
             skipped=skipped,
             sla_minutes=rule.sla_minutes
             or (rule_set.default_sla_minutes if role == "sdr" else None),
+            credit_changes=credit_changes,
         )
     return NoRepAvailable(
         role=role,

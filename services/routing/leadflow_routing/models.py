@@ -108,6 +108,9 @@ class RepCounter(Base):
       that day, of any pool (daily capacity);
     - ``open`` / ``<role>``: the rep's open leads in that role — SDR: assigned or
       accepted, AE: qualified, AM: every account (load-balanced strategy).
+    - ``credit`` / ``<role>:<rule id>``: weighted rotation's credit of the rep in that pool
+      (in hundredths of weight; the pool's credits sum to zero — see
+      ``strategies.assign_weighted``).
     """
 
     __tablename__ = "rep_counters"

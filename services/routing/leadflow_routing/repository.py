@@ -92,7 +92,7 @@ _TEAM_STATE = (
         config_version.outerjoin(
             counters,
             or_(
-                counters.c.kind == "rotation",
+                counters.c.kind.in_(("rotation", "credit")),
                 and_(counters.c.kind == "assigned_on", counters.c.scope == bindparam("day")),
                 and_(counters.c.kind == "open", counters.c.scope == bindparam("role")),
             ),
@@ -207,6 +207,7 @@ class RoutingRepository:
         assigned: dict[str, int] = {}
         load: dict[str, int] = {}
         rotation: dict[str, dict[str, RotationStats]] = {}
+        credit: dict[str, dict[str, int]] = {}
         rows = await self.session.execute(_TEAM_STATE, {"role": role, "day": day})
         for row in rows:
             version = row.version
@@ -214,13 +215,17 @@ class RoutingRepository:
                 rotation.setdefault(row.scope, {})[row.rep_id] = RotationStats(
                     row.value, row.last_at
                 )
+            elif row.kind == "credit":
+                credit.setdefault(row.scope, {})[row.rep_id] = row.value
             elif row.kind == "assigned_on":
                 assigned[row.rep_id] = row.value
             elif row.kind == "open":
                 load[row.rep_id] = row.value
         if version is None:
             raise RuntimeError("config_version has no row: run routing's migrations")
-        return version, TeamState(assigned_today=assigned, open_load=load, rotation=rotation)
+        return version, TeamState(
+            assigned_today=assigned, open_load=load, rotation=rotation, credit=credit
+        )
 
     async def add_to_counters(self, changes: Sequence[CounterChange]) -> None:
         """Add each change's delta to its counter (created at the delta), in one execution.

@@ -49,6 +49,7 @@ def simulate(
 ) -> SimulationReport:
     report = SimulationReport()
     rotation: dict[str, dict[str, RotationStats]] = defaultdict(dict)
+    credit: dict[str, dict[str, int]] = defaultdict(dict)
     per_day: Counter[tuple[str, str]] = Counter()
     actual: Counter[str] = Counter()
     simulated: Counter[str] = Counter()
@@ -57,6 +58,7 @@ def simulate(
         team = TeamState(
             assigned_today={rep.id: per_day[(day, rep.id)] for rep in reps},
             rotation=rotation,
+            credit=credit,
         )
         outcome = decide(role, lead.attributes, rule_set, list(reps), team, lead.at)
         report.leads += 1
@@ -66,6 +68,8 @@ def simulate(
             stats = rotation[outcome.pool].get(outcome.owner, RotationStats())
             rotation[outcome.pool][outcome.owner] = RotationStats(stats.assigned_count + 1, lead.at)
             per_day[(day, outcome.owner)] += 1
+            for rep_id, delta in outcome.credit_changes.items():
+                credit[outcome.pool][rep_id] = credit[outcome.pool].get(rep_id, 0) + delta
             simulated[outcome.owner] += 1
             owner, rule, reason = outcome.owner, outcome.rule, outcome.reason
         else:

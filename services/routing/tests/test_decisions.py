@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from leadflow_routing.decisions import NoRepAvailable, RoutingDecision, TeamState, decide
 from leadflow_routing.rules.document import Condition, Pool, Rule, RuleSet
 from leadflow_routing.simulation import PastLead, simulate
@@ -126,17 +129,78 @@ def test_excluded_rep_never_gets_the_lead_back() -> None:
     assert isinstance(d, RoutingDecision) and d.owner == "ben"
 
 
-def test_weighted_strategy_gives_heavier_reps_more() -> None:
+def _weighted_run(
+    weights: dict[str, float], n: int, away: dict[int, set[str]] | None = None
+) -> list[str]:
+    """``n`` leads through a weighted pool, counters kept as the database keeps them;
+    ``away``: from lead i on, these reps are out of office (until the next entry)."""
     rule = Rule(id="w", role="sdr", strategy="weighted")
-    reps = [RepView(id="a", role="sdr", weight=3), RepView(id="b", role="sdr", weight=1)]
     rotation: dict[str, dict[str, RotationStats]] = {}
-    counts: Counter[str] = Counter()
-    for i in range(40):
-        d = _decide({}, TeamState(rotation=rotation), reps=reps, rules=RuleSet(rules=[rule]))
+    credit: dict[str, dict[str, int]] = {}
+    absent: set[str] = set()
+    owners: list[str] = []
+    for i in range(n):
+        absent = (away or {}).get(i, absent)
+        reps = [
+            RepView(id=rep_id, role="sdr", weight=w, out_of_office=rep_id in absent)
+            for rep_id, w in weights.items()
+        ]
+        team = TeamState(rotation=rotation, credit=credit)
+        d = _decide({}, team, reps=reps, rules=RuleSet(rules=[rule]))
         s = rotation.setdefault(d.pool, {}).get(d.owner, RotationStats())
         rotation[d.pool][d.owner] = RotationStats(s.assigned_count + 1, NOW + timedelta(seconds=i))
-        counts[d.owner] += 1
-    assert counts == {"a": 30, "b": 10}
+        pool_credit = credit.setdefault(d.pool, {})
+        for rep_id, delta in d.credit_changes.items():
+            pool_credit[rep_id] = pool_credit.get(rep_id, 0) + delta
+        assert sum(pool_credit.values()) == 0
+        owners.append(d.owner)
+    return owners
+
+
+def test_weighted_strategy_interleaves_by_weight() -> None:
+    owners = _weighted_run({"a": 3, "b": 1}, 40)
+    assert "".join(owners[:8]) == "aabaaaba"  # smooth: A A B A, not 30 then 10
+    assert Counter(owners) == {"a": 30, "b": 10}
+    d = _decide(
+        {},
+        reps=[RepView(id="a", role="sdr", weight=3), RepView(id="b", role="sdr", weight=1)],
+        rules=RuleSet(rules=[Rule(id="w", role="sdr", strategy="weighted")]),
+    )
+    assert d.strategy == "weighted" and "smooth weighted rotation" in d.reason
+    assert d.credit_changes == {"a": 300 - 400, "b": 100}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    weights=st.lists(
+        st.one_of(st.integers(1, 20).map(float), st.integers(1, 10_000).map(lambda w: w / 100)),
+        min_size=1,
+        max_size=9,
+    ),
+    n=st.integers(1, 250),
+)
+def test_weighted_counts_stay_within_one_of_the_weighted_share_at_every_point(
+    weights: list[float], n: int
+) -> None:
+    reps = {f"r{i}": w for i, w in enumerate(weights)}
+    units = {rep_id: max(1, round(w * 100)) for rep_id, w in reps.items()}
+    total = sum(units.values())
+    counts: Counter[str] = Counter()
+    for k, owner in enumerate(_weighted_run(reps, n), start=1):
+        counts[owner] += 1
+        for rep_id, w in units.items():
+            assert abs(counts[rep_id] - k * w / total) < 1, (k, rep_id, counts, units)
+
+
+def test_weighted_rep_back_from_leave_gets_no_burst_and_others_keep_rotating() -> None:
+    # c is away for leads 20-59: a and b share them 2:1 meanwhile; back, c is not flooded.
+    owners = _weighted_run({"a": 2, "b": 1, "c": 1}, 100, away={20: {"c"}, 60: set()})
+    meanwhile = Counter(owners[20:60])
+    assert meanwhile["c"] == 0 and abs(meanwhile["a"] - 2 * meanwhile["b"]) <= 2
+    after = "".join(owners[60:])
+    assert "cc" not in after  # no run of catch-up leads
+    last = Counter(owners[60:])
+    assert abs(last["c"] - 40 * 1 / 4) <= 1.5 and abs(last["a"] - 20) <= 1.5
 
 
 def test_load_balanced_strategy_picks_the_least_loaded() -> None:
