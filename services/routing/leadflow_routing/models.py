@@ -36,7 +36,11 @@ class Rep(Base):
     working_hours: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     out_of_office: Mapped[bool] = mapped_column(Boolean, default=False)
     out_of_office_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Planned absences [{from, to, reason}] (ISO 8601 times), by start, never overlapping.
+    out_of_office_periods: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The rep's manager (a rep id): escalations go there.
+    manager: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 

@@ -20,7 +20,7 @@ from leadflow_routing.models import (
     RuleSetVersion,
 )
 from leadflow_routing.strategies import RotationStats
-from leadflow_routing.team.availability import RepView
+from leadflow_routing.team.availability import RepView, absences
 from leadflow_shared.ids import new_id, utcnow
 
 # Open work per role; an account manager keeps every account, so "am" has no filter.
@@ -45,7 +45,9 @@ REP_VIEW_COLUMNS = [
         "working_hours",
         "out_of_office",
         "out_of_office_until",
+        "out_of_office_periods",
         "active",
+        "manager",
     )
 ]
 CONFIG_ROW = 1
@@ -194,6 +196,7 @@ class RoutingRepository:
                     **row._mapping,
                     "territories": tuple(row.territories),
                     "segments": tuple(row.segments),
+                    "out_of_office_periods": absences(row.out_of_office_periods),
                 }
             )
             for row in rows

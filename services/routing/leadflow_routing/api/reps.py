@@ -11,7 +11,7 @@ from leadflow_routing.repository import RoutingRepository
 from leadflow_routing.team import directory
 from leadflow_routing.team.schemas import SELF_SERVICE_FIELDS, RepIn, RepOut, RepPatch, RepRole
 from leadflow_shared.auth import CurrentPrincipal, Principal, require_roles
-from leadflow_shared.errors import Conflict, Forbidden, NotFound, problem_responses
+from leadflow_shared.errors import Conflict, Forbidden, InvalidInput, NotFound, problem_responses
 from leadflow_shared.service import SessionDep
 
 router = APIRouter(prefix="/v1/reps", tags=["team"])
@@ -29,9 +29,21 @@ def rep_out(rep: Rep) -> RepOut:
     responses=problem_responses(409, s409="a rep with this id exists"),
 )
 async def create_rep(body: RepIn, session: SessionDep, principal: Manager) -> RepOut:
-    if await RoutingRepository(session).rep(body.id) is not None:
+    repo = RoutingRepository(session)
+    if await repo.rep(body.id) is not None:
         raise Conflict(f"rep {body.id} exists; PATCH /v1/reps/{body.id} to change it")
+    await _check_manager(repo, body.id, body.manager)
     return rep_out(await directory.add_rep(session, body))
+
+
+async def _check_manager(repo: RoutingRepository, rep_id: str, manager: str | None) -> None:
+    """A rep's manager is another rep of the directory (escalations go there)."""
+    if manager is None:
+        return
+    if manager == rep_id:
+        raise InvalidInput.field("manager", "a rep cannot be their own manager")
+    if await repo.rep(manager) is None:
+        raise InvalidInput.field("manager", f"no rep {manager}; create the manager first")
 
 
 @router.get("", response_model=list[RepOut])
@@ -60,7 +72,8 @@ async def patch_rep(
     rep_id: str, body: RepPatch, session: SessionDep, principal: CurrentPrincipal
 ) -> RepOut:
     """Managers change anything; a rep may set their own hours and out-of-office."""
-    rep = await RoutingRepository(session).rep(rep_id)
+    repo = RoutingRepository(session)
+    rep = await repo.rep(rep_id)
     if rep is None:
         raise NotFound(f"no rep {rep_id}")
     changes = body.model_dump(exclude_unset=True)
@@ -68,4 +81,6 @@ async def patch_rep(
         principal.sub != rep_id or not set(changes) <= SELF_SERVICE_FIELDS
     ):
         raise Forbidden("reps may change only their own working_hours and out_of_office")
+    if "manager" in changes:
+        await _check_manager(repo, rep_id, changes["manager"])
     return rep_out(await directory.change_rep(session, rep, changes))

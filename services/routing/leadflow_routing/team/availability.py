@@ -11,6 +11,23 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 @dataclass(frozen=True)
+class Absence:
+    """A planned out-of-office period: ``start`` inclusive, ``end`` exclusive."""
+
+    start: datetime
+    end: datetime
+    reason: str | None = None
+
+
+def absences(stored: list[dict[str, Any]] | None) -> tuple[Absence, ...]:
+    """``reps.out_of_office_periods`` ([{from, to, reason}], ISO 8601) as plain values."""
+    return tuple(
+        Absence(datetime.fromisoformat(p["from"]), datetime.fromisoformat(p["to"]), p.get("reason"))
+        for p in stored or ()
+    )
+
+
+@dataclass(frozen=True)
 class RepView:
     """The parts of a rep that routing decisions look at."""
 
@@ -26,6 +43,8 @@ class RepView:
     out_of_office_until: datetime | None = None
     active: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    out_of_office_periods: tuple[Absence, ...] = ()
+    manager: str | None = None
 
 
 def outside_working_hours(working_hours: dict[str, Any] | None, now: datetime) -> str | None:
@@ -51,6 +70,13 @@ def unavailable_reason(rep: RepView, now: datetime, assigned_today: int) -> str 
     if rep.out_of_office and (rep.out_of_office_until is None or rep.out_of_office_until > now):
         until = f" until {rep.out_of_office_until.isoformat()}" if rep.out_of_office_until else ""
         return f"out of office{until}"
+    for period in rep.out_of_office_periods:
+        if period.start <= now < period.end:
+            why = f": {period.reason}" if period.reason else ""
+            return (
+                f"out of office (planned {period.start.isoformat()} to "
+                f"{period.end.isoformat()}{why})"
+            )
     if rep.capacity_per_day is not None and assigned_today >= rep.capacity_per_day:
         return f"at daily capacity ({assigned_today}/{rep.capacity_per_day})"
     return outside_working_hours(rep.working_hours, now)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow_routing.models import Rep
 from leadflow_routing.repository import RoutingRepository
 from leadflow_routing.sla import retry_waiting_for
-from leadflow_routing.team.schemas import RepIn
+from leadflow_routing.team.schemas import OutOfOffice, RepIn
 from leadflow_shared.ids import utcnow
 
 
@@ -21,6 +21,8 @@ async def add_rep(session: AsyncSession, body: RepIn) -> Rep:
     data = body.model_dump()
     data["email"] = str(body.email)
     data["working_hours"] = body.working_hours.model_dump() if body.working_hours else None
+    data["out_of_office"] = bool(body.out_of_office)
+    data["out_of_office_periods"] = [p.stored() for p in body.out_of_office_periods or []]
     rep = Rep(**data, created_at=now, updated_at=now)
     repo = RoutingRepository(session)
     repo.add(rep)
@@ -35,6 +37,8 @@ async def change_rep(session: AsyncSession, rep: Rep, changes: dict[str, Any]) -
     for name, value in changes.items():
         if name == "email" and value is not None:
             value = str(value)
+        elif name == "out_of_office_periods":
+            value = [OutOfOffice.model_validate(p).stored() for p in value]
         setattr(rep, name, value)
     rep.updated_at = utcnow()
     await RoutingRepository(session).config_changed()
