@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -128,6 +129,9 @@ DATABASE_WARNING_EVERY_S = 10.0
 _db_warned = [float("-inf")]
 
 
+_SQLITE_UNAVAILABLE = ("database is locked", "unable to open database", "disk I/O error")
+
+
 def is_database_unavailable(exc: BaseException) -> bool:
     """True when ``exc`` (or what it wraps) says the database cannot be reached: a refused or
     lost connection, a pool or connect timeout. Errors the database itself raised about a
@@ -138,6 +142,14 @@ def is_database_unavailable(exc: BaseException) -> bool:
         seen.add(id(current))
         if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
             return True
+        if isinstance(current, sa_exc.DBAPIError) and isinstance(current.orig, sqlite3.Error):
+            current = current.orig
+        if isinstance(current, sqlite3.Error):
+            # SQLite reports bugs as OperationalError too ("no such column"): only a file
+            # that is busy or cannot be opened is the database being away.
+            return isinstance(current, sqlite3.OperationalError) and any(
+                marker in str(current) for marker in _SQLITE_UNAVAILABLE
+            )
         if isinstance(
             current,
             sa_exc.OperationalError

@@ -302,3 +302,17 @@ async def test_the_api_answers_503_with_retry_after_never_500() -> None:
         r = await client.get("/boom/integrity")
         assert r.status_code == 500  # not a connectivity problem: still a bug
         assert r.json()["error"] == "internal_error"
+
+
+def test_sqlite_bugs_are_not_outages_but_a_locked_file_is() -> None:
+    """SQLite raises OperationalError for a missing column as for a locked file: only the
+    second is the database being away (503); the first is a bug (500)."""
+    import sqlite3
+
+    def wrapped(message: str) -> OperationalError:
+        return OperationalError("SELECT 1", {}, sqlite3.OperationalError(message))
+
+    assert not is_database_unavailable(wrapped("no such column: reps.manager"))
+    assert not is_database_unavailable(wrapped("no such table: reps"))
+    assert is_database_unavailable(wrapped("database is locked"))
+    assert is_database_unavailable(wrapped("unable to open database file"))
