@@ -124,6 +124,8 @@ MATRIX: dict[tuple[str, str, str], str] = {
     ("routing", "PUT", "/v1/routing/rules"):             "ok  ok      403  403  403  403   -",
     ("routing", "POST", "/v1/routing/simulate"):         "ok  ok      403  403  403  403   -",
     ("routing", "GET", "/v1/assignments/{lead_id}"):     "ok  ok      ok   ok   ok   ok    403",
+    ("routing", "GET", "/v1/assignments/{lead_id}/replay"):
+                                                         "ok  ok      ok   ok   ok   ok    403",
     # integrations have no queue; "other" asks for the owner's queue
     ("routing", "GET", "/v1/queue"):                     "ok  ok      ok   ok   ok   403   403",
     ("routing", "POST", "/v1/leads/{lead_id}/accept"):   "ok  ok      ok   403  403  403   403",

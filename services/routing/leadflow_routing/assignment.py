@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
@@ -17,6 +18,7 @@ from leadflow_routing.counters import (
 )
 from leadflow_routing.decisions import NoRepAvailable, RoutingDecision, decide
 from leadflow_routing.models import RoutedLead
+from leadflow_routing.replay import decision_inputs
 from leadflow_routing.repository import WAITING, RoutingRepository
 from leadflow_shared.events import (
     AccountAssigned,
@@ -39,20 +41,30 @@ async def route(
     now: datetime,
     *,
     exclude: Collection[str] = (),
-) -> RoutingDecision | NoRepAvailable:
-    """Decide who of ``role`` gets ``lead`` now, from the current rules and team state.
+) -> tuple[RoutingDecision | NoRepAvailable, dict[str, object]]:
+    """Decide who of ``role`` gets ``lead`` now, from the current rules and team state;
+    with the decision, what to record for its replay (``decisions`` columns).
 
     Two statements on a warm cache (one on SQLite): the decision lock, then the
     configuration version with every counter the decision needs."""
+    started = time.perf_counter()
     repo = RoutingRepository(session)
     # The lead's pending changes are written once, with the decision's, not before each read.
     with session.no_autoflush:
         await repo.lock_decisions()
         version, team = await repo.team_state(role, day_scope(now))
         config = await ROUTING_CONFIG.get(repo, version)
-    return decide(
-        role, lead_attributes(lead), config.rule_set, config.reps(role), team, now, exclude=exclude
+    attributes = lead_attributes(lead)
+    outcome = decide(
+        role, attributes, config.rule_set, config.reps(role), team, now, exclude=exclude
     )
+    trace: dict[str, object] = {
+        "config_version": version,
+        "rules_version": config.rules_version,
+        "inputs": decision_inputs(role, attributes, exclude, team),
+        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+    }
+    return outcome, trace
 
 
 def record(
@@ -63,13 +75,25 @@ def record(
 
 
 async def _wait(
-    repo: RoutingRepository, lead: RoutedLead, outcome: NoRepAvailable, now: datetime
+    repo: RoutingRepository,
+    lead: RoutedLead,
+    outcome: NoRepAvailable,
+    now: datetime,
+    trace: dict[str, object],
 ) -> None:
     status = WAITING[outcome.role]
     if lead.status != status:
         # Recorded once; the timer retries quietly until a rep is free.
         await repo.add_decision(
-            record(lead, "waiting", outcome.reason, now, role=outcome.role, skipped=outcome.skipped)
+            record(
+                lead,
+                "waiting",
+                outcome.reason,
+                now,
+                role=outcome.role,
+                skipped=outcome.skipped,
+                **trace,
+            )
         )
         async with open_work_counted(repo, lead):
             lead.status = status
@@ -81,6 +105,7 @@ async def _apply(
     lead: RoutedLead,
     decision: RoutingDecision,
     now: datetime,
+    trace: dict[str, object],
     *,
     status: str,
     kind: str = "assigned",
@@ -110,6 +135,7 @@ async def _apply(
             candidates=decision.candidates,
             skipped=decision.skipped,
             sla_due_at=sla_due,
+            **trace,
         )
     )
     return sla_due
@@ -120,33 +146,33 @@ async def assign_sdr(
 ) -> None:
     """Route an MQL to an SDR and start the acceptance SLA clock."""
     repo = RoutingRepository(session)
-    outcome = await route(session, lead, "sdr", now)
+    outcome, trace = await route(session, lead, "sdr", now)
     if isinstance(outcome, NoRepAvailable):
-        await _wait(repo, lead, outcome, now)
+        await _wait(repo, lead, outcome, now, trace)
         return
-    lead.sla_due_at = await _apply(repo, lead, outcome, now, status="assigned")
+    lead.sla_due_at = await _apply(repo, lead, outcome, now, trace, status="assigned")
     await outbox.add(session, _assigned_event(lead, outcome, lead.sla_due_at))
 
 
 async def assign_ae(session: AsyncSession, outbox: Outbox, lead: RoutedLead, now: datetime) -> None:
     """Hand a qualified lead to an AE (deals opens the deal on ``lead.assigned``)."""
     repo = RoutingRepository(session)
-    outcome = await route(session, lead, "ae", now)
+    outcome, trace = await route(session, lead, "ae", now)
     if isinstance(outcome, NoRepAvailable):
-        await _wait(repo, lead, outcome, now)
+        await _wait(repo, lead, outcome, now, trace)
         return
-    await _apply(repo, lead, outcome, now, status="qualified")
+    await _apply(repo, lead, outcome, now, trace, status="qualified")
     await outbox.add(session, _assigned_event(lead, outcome, None))
 
 
 async def assign_am(session: AsyncSession, outbox: Outbox, lead: RoutedLead, now: datetime) -> None:
     """Hand a won account to an account manager."""
     repo = RoutingRepository(session)
-    outcome = await route(session, lead, "am", now)
+    outcome, trace = await route(session, lead, "am", now)
     if isinstance(outcome, NoRepAvailable):
-        await _wait(repo, lead, outcome, now)
+        await _wait(repo, lead, outcome, now, trace)
         return
-    await _apply(repo, lead, outcome, now, status="won")
+    await _apply(repo, lead, outcome, now, trace, status="won")
     await outbox.add(
         session,
         AccountAssigned(
@@ -183,7 +209,7 @@ async def breach_sla(
         )
     )
     had_it = {d.owner for d in await repo.history(lead.id) if d.role == "sdr" and d.owner}
-    outcome = await route(session, lead, "sdr", now, exclude=had_it | {previous})
+    outcome, trace = await route(session, lead, "sdr", now, exclude=had_it | {previous})
     if isinstance(outcome, NoRepAvailable):
         lead.sla_due_at = None
         lead.updated_at = now
@@ -197,11 +223,12 @@ async def breach_sla(
                 role="sdr",
                 owner=previous,
                 skipped=outcome.skipped,
+                **trace,
             )
         )
         return
     lead.sla_due_at = await _apply(
-        repo, lead, outcome, now, status="assigned", kind="reassigned", previous=previous
+        repo, lead, outcome, now, trace, status="assigned", kind="reassigned", previous=previous
     )
     await outbox.add(
         session,

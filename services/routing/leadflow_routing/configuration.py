@@ -27,6 +27,7 @@ class RoutingConfig:
     version: str
     rule_set: RuleSet
     reps_by_role: dict[str, tuple[RepView, ...]]
+    rules_version: int = 0
 
     def reps(self, role: str) -> list[RepView]:
         """The role's reps, by id."""
@@ -55,10 +56,12 @@ class ConfigCache:
         by_role: dict[str, list[RepView]] = {}
         for rep in await repo.all_reps():
             by_role.setdefault(rep.role, []).append(rep)
+        row = await repo.current_rules()
         config = RoutingConfig(
             version=version,
-            rule_set=await current_rule_set(repo),
+            rule_set=DEFAULT_RULES if row is None else RuleSet.model_validate(row.document),
             reps_by_role={role: tuple(reps) for role, reps in by_role.items()},
+            rules_version=0 if row is None else row.version,
         )
         self._entries[version] = config
         while len(self._entries) > self.size:

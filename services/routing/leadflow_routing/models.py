@@ -100,6 +100,13 @@ class Decision(Base):
     sla_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     by: Mapped[str | None] = mapped_column(String(100))
+    # What a routing decision (assigned, reassigned, waiting, escalated) was made from, for
+    # replay: the configuration version (its directory snapshot and rules version), the
+    # rules version, {lead, exclude, state} and how long deciding took.
+    config_version: Mapped[str | None] = mapped_column(String(36))
+    rules_version: Mapped[int | None] = mapped_column(Integer)
+    inputs: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    duration_ms: Mapped[float | None] = mapped_column(Float)
 
 
 class RepCounter(Base):
@@ -139,3 +146,16 @@ class ConfigVersion(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     version: Mapped[str] = mapped_column(String(36))
     changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ConfigSnapshot(Base):
+    """The team directory and rules version in force under one configuration version,
+    written in the transaction of the change that made the version (rare), so a decision
+    needs to store only the version to be replayable."""
+
+    __tablename__ = "config_snapshots"
+
+    version: Mapped[str] = mapped_column(String(36), primary_key=True)
+    rules_version: Mapped[int] = mapped_column(Integer)
+    reps: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow_routing.decisions import TeamState
 from leadflow_routing.models import (
+    ConfigSnapshot,
     ConfigVersion,
     Decision,
     Rep,
@@ -20,7 +21,7 @@ from leadflow_routing.models import (
     RuleSetVersion,
 )
 from leadflow_routing.strategies import RotationStats
-from leadflow_routing.team.availability import RepView, absences
+from leadflow_routing.team.availability import RepView, absences, rep_snapshot
 from leadflow_shared.ids import new_id, utcnow
 
 # Open work per role; an account manager keeps every account, so "am" has no filter.
@@ -271,16 +272,32 @@ class RoutingRepository:
         await self.session.flush()
         dialect = self.session.get_bind().dialect.name
         upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        values = {"id": CONFIG_ROW, "version": new_id(), "changed_at": utcnow()}
+        version, changed_at = new_id(), utcnow()
+        values = {"id": CONFIG_ROW, "version": version, "changed_at": changed_at}
         statement = upsert(config_version).values(values)
         await self.session.execute(
             statement.on_conflict_do_update(
                 index_elements=[config_version.c.id],
-                set_={"version": statement.excluded.version, "changed_at": values["changed_at"]},
+                set_={"version": statement.excluded.version, "changed_at": changed_at},
+            )
+        )
+        rules = await self.current_rules()
+        self.session.add(
+            ConfigSnapshot(
+                version=version,
+                rules_version=rules.version if rules else 0,
+                reps=[rep_snapshot(rep) for rep in await self.all_reps()],
+                created_at=changed_at,
             )
         )
 
+    async def snapshot(self, version: str) -> ConfigSnapshot | None:
+        return await self.session.get(ConfigSnapshot, version)
+
     # --- rules ---------------------------------------------------------------------------
+    async def rules_version(self, version: int) -> RuleSetVersion | None:
+        return await self.session.get(RuleSetVersion, version)
+
     async def current_rules(self) -> RuleSetVersion | None:
         return await self.session.scalar(
             select(RuleSetVersion).order_by(RuleSetVersion.version.desc()).limit(1)

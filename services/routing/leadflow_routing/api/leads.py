@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -9,9 +10,11 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from leadflow_routing import qualification
-from leadflow_routing.models import RoutedLead
+from leadflow_routing.models import ConfigSnapshot, Decision, RoutedLead
 from leadflow_routing.qualification import Qualification, Reason
+from leadflow_routing.replay import ROUTING_KINDS, replay, rules_of
 from leadflow_routing.repository import RoutingRepository
+from leadflow_routing.rules.document import RuleSet
 from leadflow_shared.auth import CurrentPrincipal, Principal, require_roles
 from leadflow_shared.errors import Forbidden, NotFound, problem_responses
 from leadflow_shared.service import SessionDep
@@ -41,6 +44,9 @@ class HistoryEntry(BaseModel):
     sla_due_at: datetime | None
     at: datetime
     by: str | None
+    # Routing decisions: the rules version they applied and how long deciding took.
+    rules_version: int | None = None
+    duration_ms: float | None = None
 
 
 class AssignmentOut(BaseModel):
@@ -83,7 +89,47 @@ async def get_assignment(
     lead_id: str, session: SessionDep, principal: CurrentPrincipal
 ) -> AssignmentOut:
     """Current owners per role and every decision with its reason."""
-    repo = RoutingRepository(session)
+    lead, history = await _visible_lead(RoutingRepository(session), lead_id, principal)
+    return AssignmentOut(
+        lead_id=lead.id,
+        status=lead.status,
+        owners={"sdr": lead.sdr, "ae": lead.ae, "am": lead.am},
+        sla_due_at=lead.sla_due_at,
+        qualification=lead.qualification,
+        deal_id=lead.deal_id,
+        history=[HistoryEntry.model_validate(d, from_attributes=True) for d in history],
+    )
+
+
+class ReplayedDecision(BaseModel):
+    decision_id: str
+    kind: str
+    role: str | None
+    at: datetime
+    rules_version: int | None
+    config_version: str | None
+    recorded_owner: str | None
+    recorded_rule: str | None
+    replayed_owner: str | None
+    replayed_rule: str | None
+    replayed_reason: str | None
+    match: bool | None
+    mismatch: str | None
+
+
+class ReplayOut(BaseModel):
+    lead_id: str
+    decisions: list[ReplayedDecision]
+    replayed: int
+    matched: int
+    mismatched: int
+    all_match: bool
+
+
+async def _visible_lead(
+    repo: RoutingRepository, lead_id: str, principal: Principal
+) -> tuple[RoutedLead, list[Decision]]:
+    """The lead and its history, for managers and the reps it was ever assigned to."""
     lead = await repo.lead(lead_id)
     if lead is None:
         raise NotFound(f"no lead {lead_id} known to routing")
@@ -95,14 +141,49 @@ async def get_assignment(
         *(d.owner for d in history),
     }:
         raise Forbidden("this lead was never assigned to you")
-    return AssignmentOut(
-        lead_id=lead.id,
-        status=lead.status,
-        owners={"sdr": lead.sdr, "ae": lead.ae, "am": lead.am},
-        sla_due_at=lead.sla_due_at,
-        qualification=lead.qualification,
-        deal_id=lead.deal_id,
-        history=[HistoryEntry.model_validate(d, from_attributes=True) for d in history],
+    return lead, history
+
+
+@router.get(
+    "/v1/assignments/{lead_id}/replay",
+    response_model=ReplayOut,
+    responses=problem_responses(403, 404, s403="a rep the lead was never assigned to"),
+)
+async def replay_assignment(
+    lead_id: str, session: SessionDep, principal: CurrentPrincipal
+) -> ReplayOut:
+    """Every routing decision of the lead made again from its recorded inputs (the lead as
+    routing saw it, the rules version, the directory snapshot, the counters, the time): the
+    owner replayed next to the owner recorded, and what differs when they do not match."""
+    repo = RoutingRepository(session)
+    _, history = await _visible_lead(repo, lead_id, principal)
+    snapshots: dict[str, ConfigSnapshot | None] = {}
+    rule_sets: dict[int, RuleSet | None] = {}
+    out: list[ReplayedDecision] = []
+    for decision in history:
+        if decision.kind not in ROUTING_KINDS:
+            continue
+        version, rules_version = decision.config_version, decision.rules_version
+        if version is not None and version not in snapshots:
+            snapshots[version] = await repo.snapshot(version)
+        if rules_version is not None and rules_version not in rule_sets:
+            row = await repo.rules_version(rules_version) if rules_version else None
+            rule_sets[rules_version] = rules_of(row.document if row else None, rules_version)
+        result = replay(
+            decision,
+            snapshots.get(version) if version else None,
+            rule_sets.get(rules_version) if rules_version is not None else None,
+        )
+        out.append(ReplayedDecision(**asdict(result)))
+    replayed = [d for d in out if d.match is not None]
+    matched = sum(1 for d in replayed if d.match)
+    return ReplayOut(
+        lead_id=lead_id,
+        decisions=out,
+        replayed=len(replayed),
+        matched=matched,
+        mismatched=len(replayed) - matched,
+        all_match=matched == len(replayed),
     )
 
 

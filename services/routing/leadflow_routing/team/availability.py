@@ -80,3 +80,46 @@ def unavailable_reason(rep: RepView, now: datetime, assigned_today: int) -> str 
     if rep.capacity_per_day is not None and assigned_today >= rep.capacity_per_day:
         return f"at daily capacity ({assigned_today}/{rep.capacity_per_day})"
     return outside_working_hours(rep.working_hours, now)
+
+
+def rep_snapshot(rep: RepView) -> dict[str, Any]:
+    """``rep`` as JSON (a directory snapshot, for decision replay)."""
+    return {
+        "id": rep.id,
+        "role": rep.role,
+        "team": rep.team,
+        "territories": list(rep.territories),
+        "segments": list(rep.segments),
+        "capacity_per_day": rep.capacity_per_day,
+        "weight": rep.weight,
+        "working_hours": rep.working_hours,
+        "out_of_office": rep.out_of_office,
+        "out_of_office_until": (
+            rep.out_of_office_until.isoformat() if rep.out_of_office_until else None
+        ),
+        "out_of_office_periods": [
+            {"from": p.start.isoformat(), "to": p.end.isoformat(), "reason": p.reason}
+            for p in rep.out_of_office_periods
+        ],
+        "active": rep.active,
+        "manager": rep.manager,
+    }
+
+
+def rep_from_snapshot(data: dict[str, Any]) -> RepView:
+    until = data.get("out_of_office_until")
+    return RepView(
+        id=data["id"],
+        role=data["role"],
+        team=data.get("team"),
+        territories=tuple(data.get("territories") or ()),
+        segments=tuple(data.get("segments") or ()),
+        capacity_per_day=data.get("capacity_per_day"),
+        weight=data.get("weight", 1.0),
+        working_hours=data.get("working_hours"),
+        out_of_office=data.get("out_of_office", False),
+        out_of_office_until=datetime.fromisoformat(until) if until else None,
+        out_of_office_periods=absences(data.get("out_of_office_periods")),
+        active=data.get("active", True),
+        manager=data.get("manager"),
+    )
