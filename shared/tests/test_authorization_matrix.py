@@ -110,6 +110,9 @@ MATRIX: dict[tuple[str, str, str], str] = {
                                                          "ok  ok      403  403  403  ok    404",
     ("lead-intake", "POST", "/v1/engagements"):          "ok  ok      403  403  403  ok    -",
     ("lead-intake", "POST", "/v1/forms"):                "ok  403     403  403  403  403   -",
+    ("lead-intake", "POST", "/v1/accounts/import"):      "ok  403     403  403  403  403   -",
+    ("lead-intake", "GET", "/v1/accounts"):              "ok  ok      ok   ok   ok   403   -",
+    ("lead-intake", "GET", "/v1/accounts/{account_id}"): "ok  ok      ok   ok   ok   403   -",
 
     ("scoring", "GET", "/v1/scores/{lead_id}"):          "ok  ok      ok   ok   ok   ok    403",
     ("scoring", "GET", "/v1/scoring/rules"):             "ok  ok      ok   ok   ok   ok    -",

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow_intake.accounts import match_rows
 from leadflow_intake.normalise import FieldWarning, Normalised, derived, normalise
 from leadflow_intake.repository import LeadRepository
 from leadflow_intake.schemas import LeadIn
@@ -102,6 +103,7 @@ def new_lead_row(
         "first_touch": touch,
         "last_touch": touch,
         "consent": consent_of(incoming, now, channel) if incoming.consent.marketing else None,
+        "account": None,
         "created_at": now,
         "updated_at": now,
     }
@@ -199,6 +201,7 @@ def profile_of(row: dict[str, Any]) -> dict[str, Any]:
         "first_touch": row["first_touch"],
         "last_touch": row["last_touch"],
         "consent": row["consent"],
+        "account": row.get("account"),
     }
 
 
@@ -232,6 +235,8 @@ async def capture_leads(
         if clean.email_key not in first_of:
             first_of[clean.email_key] = index
             candidates.append(new_lead_row(lead, clean, now, channel))
+    # The account match (in memory: see accounts.py) of new leads goes in with the insert.
+    await match_rows(session, candidates)
     inserted = await repo.insert_new(candidates)
     rows = {row["email_normalized"]: row for row in candidates if row["id"] in inserted}
     rows.update(
@@ -239,23 +244,32 @@ async def capture_leads(
             r["email_normalized"] for r in candidates if r["id"] not in inserted
         )
     )
-    events: list[EventData] = []
     results: list[CaptureResult] = []
     merged_rows: dict[str, dict[str, Any]] = {}
+    # (row, changed fields or None for a capture, the profile as of this submission)
+    announced: list[tuple[dict[str, Any], list[str] | None, dict[str, Any]]] = []
     for index, (key, lead, clean) in enumerate(zip(keys, leads, cleaned, strict=True)):
         row = rows.get(key)
         if row is None:
             raise LeadVanished(key)
         warnings = tuple(clean.warnings)
         if first_of[key] == index and row["id"] in inserted:
-            events.append(LeadCaptured(**profile_of(row), captured_at=now))
+            announced.append((row, None, profile_of(row)))
             results.append(CaptureResult(row["id"], "accepted", warnings))
             continue
         changed = merge_into(row, lead, clean, now, channel)
         row["updated_at"] = now
         merged_rows[row["id"]] = row
-        events.append(LeadMerged(**profile_of(row), changed_fields=changed))
+        announced.append((row, changed, profile_of(row)))
         results.append(CaptureResult(row["id"], "merged", warnings))
+    if merged_rows:  # a merge may bring a company or website that matches now
+        await match_rows(session, list(merged_rows.values()))
+    events: list[EventData] = [
+        LeadCaptured(**profile, captured_at=now)
+        if changed is None
+        else LeadMerged(**{**profile, "account": row.get("account")}, changed_fields=changed)
+        for row, changed, profile in announced
+    ]
     await repo.update_rows(merged_rows.values())
     await outbox.add_many(session, events, topic=topic, traceparents=traceparents)
     return results

@@ -90,3 +90,54 @@ def lead_field_of(header: str) -> str:
     lands in ``custom``."""
     folded = _fold(header)
     return _CANONICAL.get(folded) or _CANONICAL.get(folded.replace(" ", ""), header.strip())
+
+
+_ACCOUNT_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "name": (
+        "account",
+        "account name",
+        "company",
+        "company name",
+        "organization",
+        "organisation",
+        "organization name",
+        "customer",
+        "customer name",
+        "firma",
+        "unternehmen",
+    ),
+    "domain": (
+        "website",
+        "web site",
+        "url",
+        "company domain",
+        "domain name",
+        "email domain",
+        "homepage",
+        "company website",
+    ),
+    "owner": (
+        "account owner",
+        "owner id",
+        "rep",
+        "rep id",
+        "account manager",
+        "am",
+        "owner rep",
+        "assigned to",
+    ),
+}
+_ACCOUNT_CANONICAL: dict[str, str] = {_fold(f): f for f in _ACCOUNT_SYNONYMS}
+for _field, _names in _ACCOUNT_SYNONYMS.items():
+    for _name in _names:
+        _ACCOUNT_CANONICAL[_fold(_name)] = _field
+for _folded, _field in list(_ACCOUNT_CANONICAL.items()):
+    _ACCOUNT_CANONICAL.setdefault(_folded.replace(" ", ""), _field)
+
+
+def account_field_of(header: str) -> str:
+    """``name``, ``domain`` or ``owner`` for an account CSV column (case, spacing and
+    synonyms such as ``Account Name``, ``Website``, ``Account Owner`` understood); ``""``
+    for a column that is none of them (ignored)."""
+    folded = _fold(header)
+    return _ACCOUNT_CANONICAL.get(folded) or _ACCOUNT_CANONICAL.get(folded.replace(" ", ""), "")

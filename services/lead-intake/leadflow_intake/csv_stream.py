@@ -12,7 +12,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from python_multipart.exceptions import MultipartParseError
@@ -51,8 +51,12 @@ def sniff_delimiter(header: str) -> str:
 
 @dataclass
 class CsvReader:
-    """Turns decoded text, fed in pieces, into numbered rows keyed by lead field."""
+    """Turns decoded text, fed in pieces, into numbered rows keyed by lead field (or by
+    what ``column_of`` maps a header to; ``required`` must be among them)."""
 
+    column_of: Callable[[str], str] = lead_field_of
+    required: str = "email"
+    required_hint: str = "an email column (email, Email Address, E-mail …)"
     columns: list[str] | None = None
     delimiter: str = ","
     number: int = 1
@@ -99,24 +103,27 @@ class CsvReader:
         return rows
 
     def _set_header(self, record: list[str]) -> None:
-        self.columns = [lead_field_of(name) for name in record]
-        if "email" not in self.columns:
+        self.columns = [self.column_of(name) for name in record]
+        if self.required not in self.columns:
             raise InvalidInput.field(
                 "file",
-                "the header row must name an email column (email, Email Address, E-mail …), "
-                "separated by , ; or tab",
+                f"the header row must name {self.required_hint}, separated by , ; or tab",
             )
 
 
 async def csv_rows(
-    chunks: AsyncIterator[bytes], *, max_bytes: int, batch_rows: int
+    chunks: AsyncIterator[bytes],
+    *,
+    max_bytes: int,
+    batch_rows: int,
+    reader: CsvReader | None = None,
 ) -> AsyncIterator[list[Row]]:
     """Rows of the CSV in ``chunks``, in batches of about ``batch_rows``.
 
     Raises :class:`PayloadTooLarge` past ``max_bytes``, ``InvalidInput`` for a file that is
     not UTF-8 CSV with an email column.
     """
-    reader = CsvReader()
+    reader = reader or CsvReader()
     received = 0
     batch: list[Row] = []
     async for chunk in chunks:

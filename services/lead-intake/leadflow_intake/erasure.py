@@ -34,6 +34,7 @@ async def erase_lead(session: AsyncSession, outbox: Outbox, lead: Lead) -> None:
     lead.first_touch = None
     lead.last_touch = None
     lead.consent = None
+    lead.account = None
     lead.erased_at = now
     lead.updated_at = now
     await LeadRepository(session).erase_engagements(lead.id)

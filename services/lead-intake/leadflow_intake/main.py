@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from leadflow_intake.api import engagements, forms, imports, leads
+from leadflow_intake.api import accounts, engagements, forms, imports, leads
 from leadflow_intake.capture_batcher import start_capture_batcher, stop_capture_batcher
 from leadflow_intake.handlers import handlers
 from leadflow_intake.import_worker import start_import_worker, stop_import_worker
@@ -18,7 +18,7 @@ SPEC = ServiceSpec(
     metadata=Base.metadata,
     tables=messaging,
     # imports before leads: /v1/leads/import must not match /v1/leads/{lead_id}.
-    routers=[imports.router, leads.router, engagements.router, forms.router],
+    routers=[imports.router, leads.router, engagements.router, forms.router, accounts.router],
     handlers=handlers,
     on_start=[start_capture_batcher, start_import_worker],
     on_stop=[stop_capture_batcher, stop_import_worker],

@@ -58,6 +58,8 @@ class Lead(Base):
     last_touch: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # Marketing consent {marketing, at, source, text}; null until consent is given.
     consent: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The account matched at capture {account_id, name, domain, owner, match, confidence}.
+    account: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -72,6 +74,26 @@ class Engagement(Base):
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
     properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Account(Base):
+    """A customer or target company (admin CSV, won deals) that leads are matched to."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # The folded name (legal suffixes, case and punctuation dropped): the name match key.
+    name_key: Mapped[str] = mapped_column(String(200), index=True)
+    # Registrable domain; one account per domain.
+    domain: Mapped[str | None] = mapped_column(String(253), unique=True)
+    owner: Mapped[str | None] = mapped_column(String(100))
+    # Where the owner came from: import (an admin's list), ae (a won deal), am (its AM).
+    owner_role: Mapped[str | None] = mapped_column(String(10))
+    source: Mapped[str] = mapped_column(String(10))  # import | deal
+    deal_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
 class Form(Base):

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from leadflow_intake.emails import Email
+from leadflow_shared.events.schemas import AccountMatch
 from leadflow_shared.validation import LongText, Name, ShortText
 
 CustomValue = str | int | float | bool | None
@@ -144,6 +145,8 @@ class LeadOut(BaseModel):
     function: str | None = None
     # Optional fields that could not be normalised, as given (field → value).
     unnormalized: dict[str, str] = Field(default_factory=dict)
+    # The account matched at capture (by domain, else by fuzzy company name), or null.
+    account: AccountMatch | None = None
     created_at: datetime
     updated_at: datetime
     erased: bool
@@ -262,3 +265,35 @@ class ErasureResult(BaseModel):
     lead_id: str
     status: Literal["erased"] = "erased"
     notes: LongText | None = None
+
+
+class AccountOut(BaseModel):
+    """An account leads are matched to: from an admin's CSV (``source: import``) or a
+    won deal (``deal``). ``owner`` is a rep id; ``owner_role`` says where it came from
+    (``import``, ``ae`` of the won deal, ``am`` assigned after it)."""
+
+    account_id: str
+    name: str
+    domain: str | None
+    owner: str | None
+    owner_role: str | None
+    source: Literal["import", "deal"]
+    deal_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class AccountList(BaseModel):
+    accounts: list[AccountOut]
+    # The offset of the next page, or null on the last one.
+    next_offset: int | None = None
+
+
+class AccountImportResult(BaseModel):
+    """An account CSV: ``created`` and ``updated`` accounts (the same domain, or without
+    a domain the same name, is the same account), rejected rows by number (header = 1)."""
+
+    created: int
+    updated: int
+    rejected: list[ImportRejection]
+    rejected_count: int

@@ -41,6 +41,21 @@ class EventData(BaseModel):
 # --- lead-intake ------------------------------------------------------------------------
 
 
+class AccountMatch(BaseModel):
+    """The account a lead was matched to at capture (contract v2): by its registrable
+    domain (``match: "domain"``, confidence 1.0) or by fuzzy company name (``"name"``,
+    confidence 0.9-1.0, the name similarity)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    account_id: str
+    name: str
+    domain: str | None = None
+    owner: str | None = None  # a rep id, or null when the account has no owner yet
+    match: Literal["domain", "name"]
+    confidence: float
+
+
 class LeadProfile(EventData):
     email: str
     first_name: str | None = None
@@ -74,6 +89,8 @@ class LeadProfile(EventData):
     first_touch: dict[str, Any] | None = None
     last_touch: dict[str, Any] | None = None
     consent: dict[str, Any] | None = None
+    # The account matched at capture, or null (absent in older events).
+    account: AccountMatch | None = None
 
 
 class LeadCaptured(LeadProfile):

@@ -24,6 +24,7 @@ from leadflow_intake.schemas import (
 )
 from leadflow_shared.auth import Principal, require_roles
 from leadflow_shared.errors import Conflict, Forbidden, NotFound, problem_responses
+from leadflow_shared.events.schemas import AccountMatch
 from leadflow_shared.service import Runtime, SessionDep
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"])
@@ -129,6 +130,7 @@ async def get_lead(lead_id: str, session: SessionDep, principal: Reader) -> Lead
         seniority=lead.seniority,
         function=lead.function,
         unnormalized=lead.unnormalized or {},
+        account=AccountMatch.model_validate(lead.account) if lead.account else None,
         created_at=lead.created_at,
         updated_at=lead.updated_at,
         erased=lead.erased_at is not None,
