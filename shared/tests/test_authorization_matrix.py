@@ -126,6 +126,7 @@ MATRIX: dict[tuple[str, str, str], str] = {
     ("routing", "GET", "/v1/routing/rules"):             "ok  ok      403  403  403  403   -",
     ("routing", "PUT", "/v1/routing/rules"):             "ok  ok      403  403  403  403   -",
     ("routing", "POST", "/v1/routing/simulate"):         "ok  ok      403  403  403  403   -",
+    ("routing", "GET", "/v1/routing/waiting"):           "ok  ok      403  403  403  403   -",
     ("routing", "GET", "/v1/assignments/{lead_id}"):     "ok  ok      ok   ok   ok   ok    403",
     ("routing", "GET", "/v1/assignments/{lead_id}/replay"):
                                                          "ok  ok      ok   ok   ok   ok    403",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from leadflow_routing.api import leads, reps, rules, simulate
+from leadflow_routing.api import leads, reps, rules, simulate, waiting
 from leadflow_routing.handlers import handlers
 from leadflow_routing.models import Base, messaging
 from leadflow_routing.settings import RoutingSettings
@@ -31,7 +31,7 @@ SPEC = ServiceSpec(
     package="leadflow_routing",
     metadata=Base.metadata,
     tables=messaging,
-    routers=[reps.router, rules.router, simulate.router, leads.router],
+    routers=[reps.router, rules.router, simulate.router, waiting.router, leads.router],
     handlers=handlers,
     on_start=[_start_timer],
     on_stop=[_stop_timer],

@@ -165,6 +165,27 @@ class RoutingRepository:
         )
         return list(rows)
 
+    async def waiting_leads(self, statuses: Sequence[str], limit: int) -> list[RoutedLead]:
+        """Waiting leads to show (no lock)."""
+        rows = await self.session.scalars(
+            select(RoutedLead)
+            .where(RoutedLead.status.in_(statuses))
+            .order_by(RoutedLead.id)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def last_waits(self, lead_ids: Sequence[str]) -> dict[str, Decision]:
+        """The latest ``waiting`` decision of each lead (the reason it waits)."""
+        if not lead_ids:
+            return {}
+        rows = await self.session.scalars(
+            select(Decision)
+            .where(Decision.lead_id.in_(lead_ids), Decision.kind == "waiting")
+            .order_by(Decision.at, Decision.id)
+        )
+        return {d.lead_id: d for d in rows}
+
     async def mql_leads(self, limit: int) -> list[RoutedLead]:
         rows = await self.session.scalars(
             select(RoutedLead)

@@ -190,3 +190,44 @@ async def test_leads_nobody_can_take_do_not_hide_the_others(any_service: Service
     assert await SlaTimer(runtime.db, 1).tick() == 0  # the first 100 waiting SDR leads
     assert await SlaTimer(runtime.db, 1).tick() == 1  # then the rest, and the account
     assert (await _assignment(client, lead_id))["owners"]["am"] == "alex"
+
+
+@BOTH
+async def test_waiting_leads_are_listed_with_their_reason(any_service: Service) -> None:
+    client, runtime = any_service
+    await _team(client)
+    lead_id = await _won_account(client, runtime)  # waits for an account manager
+    r = await client.patch("/v1/reps/ana", json={"out_of_office": True}, headers=MANAGER)
+    assert r.status_code == 200
+    mql = new_id()
+    await deliver(runtime, LeadCaptured(lead_id=mql, email="y@z.io", captured_at=utcnow()))
+    await deliver(
+        runtime,
+        LeadScored(
+            lead_id=mql,
+            score=80,
+            fit=60,
+            engagement=20,
+            grade="A",
+            mql=True,
+            became_mql=True,
+            rules_version=1,
+            scored_at=utcnow(),
+        ),
+    )
+    r = await client.get("/v1/routing/waiting", headers=MANAGER)
+    assert r.status_code == 200, r.text
+    by_lead = {w["lead_id"]: w for w in r.json()}
+    assert set(by_lead) == {lead_id, mql}
+    assert by_lead[lead_id]["role"] == "am" and by_lead[lead_id]["status"] == "waiting_for_am"
+    assert "no available am" in by_lead[lead_id]["reason"]
+    assert by_lead[mql]["role"] == "sdr" and by_lead[mql]["skipped"] == {"ana": "out of office"}
+    assert by_lead[mql]["waiting_since"] is not None
+    r = await client.get("/v1/routing/waiting?role=am", headers=MANAGER)
+    assert [w["lead_id"] for w in r.json()] == [lead_id]
+    r = await client.get("/v1/routing/waiting", headers=auth_header("sdr", "ana"))
+    assert r.status_code == 403
+    # Routed, it leaves the list.
+    await _rep(client, "alex", "am")
+    r = await client.get("/v1/routing/waiting", headers=MANAGER)
+    assert [w["lead_id"] for w in r.json()] == [mql]
