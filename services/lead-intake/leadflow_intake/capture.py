@@ -15,6 +15,7 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow_intake.accounts import match_rows
+from leadflow_intake.engagements import attach_anonymous
 from leadflow_intake.normalise import FieldWarning, Normalised, derived, normalise
 from leadflow_intake.repository import LeadRepository
 from leadflow_intake.schemas import LeadIn
@@ -272,6 +273,13 @@ async def capture_leads(
     ]
     await repo.update_rows(merged_rows.values())
     await outbox.add_many(session, events, topic=topic, traceparents=traceparents)
+    # Touches recorded before the lead existed (webinar lists …) attach now and are
+    # announced on their own topic after the lead's event, so scoring counts them.
+    touches = await attach_anonymous(
+        session, {row["email_normalized"]: row["id"] for row, _, _ in announced}, now
+    )
+    if touches:
+        await outbox.add_many(session, touches)
     return results
 
 

@@ -76,6 +76,20 @@ class Engagement(Base):
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class AnonymousEngagement(Base):
+    """An engagement for an email no lead has yet (a webinar list uploaded before the
+    form fill): kept by the folded email, attached when that lead is captured."""
+
+    __tablename__ = "anonymous_engagements"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    email_key: Mapped[str] = mapped_column(String(320), index=True)
+    type: Mapped[str] = mapped_column(String(50))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class Account(Base):
     """A customer or target company (admin CSV, won deals) that leads are matched to."""
 

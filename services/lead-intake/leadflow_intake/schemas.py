@@ -185,9 +185,36 @@ class EngagementIn(BaseModel):
 
 
 class EngagementAccepted(BaseModel):
+    """``accepted``: recorded for the lead. ``pending``: no lead has this email yet; kept
+    as an anonymous touch, attached (and announced) when the lead is captured."""
+
     engagement_id: str
-    lead_id: str
-    status: Literal["accepted"] = "accepted"
+    lead_id: str | None
+    status: Literal["accepted", "pending"] = "accepted"
+
+
+class EngagementBatchIn(BaseModel):
+    """A batch: each item is an engagement as ``POST /v1/engagements`` takes it alone,
+    validated on its own (a bad item is reported, the others are recorded)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
+
+
+class EngagementItemResult(BaseModel):
+    index: int
+    status: Literal["accepted", "pending", "rejected"]
+    engagement_id: str | None = None
+    lead_id: str | None = None
+    errors: list[dict[str, str]] = Field(default_factory=list)
+
+
+class EngagementBatchResult(BaseModel):
+    accepted: int
+    pending: int
+    rejected: int
+    results: list[EngagementItemResult]
 
 
 FormFieldType = Literal["text", "email", "tel", "url", "number", "textarea", "checkbox"]

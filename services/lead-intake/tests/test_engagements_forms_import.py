@@ -39,6 +39,10 @@ async def test_engagement_validation(service: Service) -> None:
     r = await client.post(
         "/v1/engagements", json={"email": "z@x.io", "type": "page_view"}, headers=WEB
     )
+    assert r.status_code == 202 and r.json()["status"] == "pending"  # kept, not refused
+    r = await client.post(
+        "/v1/engagements", json={"lead_id": "no-such-lead", "type": "page_view"}, headers=WEB
+    )
     assert r.status_code == 404
     r = await client.post(
         "/v1/engagements",
