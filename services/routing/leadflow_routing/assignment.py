@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow_routing.configuration import ROUTING_CONFIG
+from leadflow_routing.configuration import ROUTING_CONFIG, current_rule_set
 from leadflow_routing.counters import (
     assignment_changes,
     day_scope,
@@ -17,15 +17,17 @@ from leadflow_routing.counters import (
     open_work_counted,
 )
 from leadflow_routing.decisions import NoRepAvailable, RoutingDecision, decide
-from leadflow_routing.models import RoutedLead
+from leadflow_routing.models import Decision, RoutedLead
 from leadflow_routing.replay import decision_inputs
 from leadflow_routing.repository import WAITING, RoutingRepository
+from leadflow_routing.team.availability import business_deadline
 from leadflow_shared.events import (
     AccountAssigned,
     LeadAssigned,
     LeadReassigned,
     LeadSlaBreached,
 )
+from leadflow_shared.events.schemas import LeadEscalated
 from leadflow_shared.ids import new_id
 from leadflow_shared.messaging import Outbox
 
@@ -113,7 +115,13 @@ async def _apply(
 ) -> datetime | None:
     """Give the lead to the decision's owner: owner, status, counters (one statement) and
     the decision record."""
-    sla_due = now + timedelta(minutes=decision.sla_minutes) if decision.sla_minutes else None
+    sla_due = (
+        business_deadline(
+            now, decision.sla_minutes, decision.owner_hours if decision.sla_business_hours else None
+        )
+        if decision.sla_minutes
+        else None
+    )
     before = open_work(lead)
     setattr(lead, decision.role, decision.owner)
     lead.status = status
@@ -208,7 +216,9 @@ async def breach_sla(
             sla_due_at=lead.sla_due_at,
         )
     )
-    had_it = {d.owner for d in await repo.history(lead.id) if d.role == "sdr" and d.owner}
+    history = await repo.history(lead.id)
+    await _escalate_if_due(session, outbox, repo, lead, history, previous, now)
+    had_it = {d.owner for d in history if d.role == "sdr" and d.owner}
     outcome, trace = await route(session, lead, "sdr", now, exclude=had_it | {previous})
     if isinstance(outcome, NoRepAvailable):
         lead.sla_due_at = None
@@ -238,6 +248,64 @@ async def breach_sla(
             previous_owner=previous,
             owner=outcome.owner,
             reason=f"SLA breached by {previous}; " + outcome.reason,
+        ),
+    )
+
+
+async def _escalate_if_due(
+    session: AsyncSession,
+    outbox: Outbox,
+    repo: RoutingRepository,
+    lead: RoutedLead,
+    history: list[Decision],
+    previous: str,
+    now: datetime,
+) -> None:
+    """The rule that assigned the lead escalates from its ``escalate_after_breaches``-th
+    SLA breach on: each such breach goes to the manager of the rep who breached."""
+    breaches = sum(1 for d in history if d.kind == "sla_breached" and d.role == "sdr")
+    rule_id = next(
+        (
+            d.rule
+            for d in reversed(history)
+            if d.role == "sdr" and d.kind in {"assigned", "reassigned"}
+        ),
+        None,
+    )
+    rules = {rule.id: rule for rule in (await current_rule_set(repo)).rules}
+    rule = rules.get(rule_id or "")
+    if rule is None or rule.escalate_after_breaches is None:
+        return
+    if breaches < rule.escalate_after_breaches:
+        return
+    rep = await repo.rep(previous)
+    manager = rep.manager if rep is not None else None
+    reason = (
+        f"SLA breached {breaches} time(s) (rule {rule.id} escalates from "
+        f"{rule.escalate_after_breaches}); last by {previous}"
+        + (f", escalated to their manager {manager}" if manager else ", who has no manager")
+    )
+    await repo.add_decision(
+        record(
+            lead,
+            "escalated_to_manager",
+            reason,
+            now,
+            role="sdr",
+            owner=manager,
+            previous_owner=previous,
+            rule=rule.id,
+        )
+    )
+    await outbox.add(
+        session,
+        LeadEscalated(
+            lead_id=lead.id,
+            role="sdr",
+            owner=previous,
+            manager=manager,
+            breaches=breaches,
+            reason=reason,
         ),
     )
 

@@ -46,6 +46,9 @@ class RoutingDecision:
     sla_minutes: int | None
     # Weighted rotation: the change of each available rep's credit in the pool.
     credit_changes: dict[str, int] = field(default_factory=dict)
+    # The SLA clock runs in the owner's working hours (``owner_hours``) only.
+    sla_business_hours: bool = False
+    owner_hours: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,8 @@ def decide(
             sla_minutes=rule.sla_minutes
             or (rule_set.default_sla_minutes if role == "sdr" else None),
             credit_changes=credit_changes,
+            sla_business_hours=rule.sla_business_hours,
+            owner_hours=chosen.working_hours,
         )
     return NoRepAvailable(
         role=role,

@@ -181,6 +181,19 @@ class LeadSlaBreached(EventData):
     sla_due_at: datetime
 
 
+class LeadEscalated(EventData):
+    """A lead's SLA was breached ``breaches`` times (contract v2): the rep who breached
+    (``owner``) is escalated to their manager (null when the rep has none)."""
+
+    event_type = "lead.escalated"
+    topic = Topic.LEADS_ROUTING
+    role: RoutedRole
+    owner: str
+    manager: str | None = None
+    breaches: int
+    reason: str
+
+
 class LeadReassigned(EventData):
     event_type = "lead.reassigned"
     topic = Topic.LEADS_ROUTING
@@ -292,6 +305,7 @@ EVENT_MODELS: dict[str, type[EventData]] = {
         LeadScored,
         LeadAssigned,
         LeadSlaBreached,
+        LeadEscalated,
         LeadReassigned,
         AccountAssigned,
         LeadAccepted,

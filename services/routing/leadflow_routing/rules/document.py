@@ -58,6 +58,11 @@ class Rule(BaseModel):
     pool: Pool = Field(default_factory=Pool)
     strategy: Strategy = "round_robin"
     sla_minutes: Annotated[int, Field(ge=1, le=60 * 24 * 30)] | None = None
+    # The SLA clock runs only in the owner's working hours, in their time zone.
+    sla_business_hours: bool = False
+    # From this many SLA breaches of a lead on, each breach escalates (``lead.escalated``)
+    # to the manager of the rep who breached.
+    escalate_after_breaches: Annotated[int, Field(ge=1, le=100)] | None = None
 
 
 class RuleSet(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -123,3 +123,34 @@ def rep_from_snapshot(data: dict[str, Any]) -> RepView:
         active=data.get("active", True),
         manager=data.get("manager"),
     )
+
+
+def business_deadline(
+    start: datetime, minutes: int, working_hours: dict[str, Any] | None
+) -> datetime:
+    """``minutes`` of the rep's working time from ``start``: the clock runs only inside
+    their working hours on their working days, in their time zone (each day's window is
+    placed with that day's UTC offset, so daylight-saving changes are respected). Without
+    working hours — or none within a year — the clock runs all the time."""
+    plain = start + timedelta(minutes=minutes)
+    if not working_hours:
+        return plain
+    tz = ZoneInfo(working_hours.get("tz", "UTC"))
+    days = working_hours.get("days") or list(WEEKDAYS[:5])
+    opens = time.fromisoformat(working_hours.get("start", "00:00"))
+    closes = time.fromisoformat(working_hours.get("end", "23:59"))
+    if closes <= opens:
+        return plain
+    remaining = timedelta(minutes=minutes)
+    day = start.astimezone(tz).date()
+    for _ in range(366):
+        if WEEKDAYS[day.weekday()] in days:
+            window_start = datetime.combine(day, opens, tzinfo=tz).astimezone(UTC)
+            window_end = datetime.combine(day, closes, tzinfo=tz).astimezone(UTC)
+            begin = max(window_start, start)
+            if begin < window_end:
+                if remaining <= window_end - begin:
+                    return begin + remaining
+                remaining -= window_end - begin
+        day += timedelta(days=1)
+    return plain
