@@ -64,6 +64,7 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
     "source": ("lead source", "original source"),
     "campaign": ("campaign name",),
     "consent_marketing": ("marketing consent", "opt in", "opt-in", "consent", "email opt in"),
+    "consent_text": ("consent text", "consent version", "consent text version"),
 }
 _NON_WORD = re.compile(r"[\W_]+")
 
@@ -75,7 +76,7 @@ def _fold(name: str) -> str:
 
 
 _CANONICAL: dict[str, str] = {}
-for _field in (*LEAD_KEYS, "consent_marketing", *(f"utm_{k}" for k in UTM_KEYS)):
+for _field in (*LEAD_KEYS, "consent_marketing", "consent_text", *(f"utm_{k}" for k in UTM_KEYS)):
     _CANONICAL[_fold(_field)] = _field
 for _field, _names in _SYNONYMS.items():
     for _name in _names:

@@ -14,7 +14,8 @@ IGNORED = frozenset({"_honeypot"})
 
 
 def lead_from_flat(values: Mapping[str, str]) -> LeadIn:
-    """Map ``utm_*``, ``consent_marketing`` and lead fields; other keys go to ``custom``.
+    """Map ``utm_*``, ``consent_marketing``, ``consent_text`` (the consent text version:
+    ``consent.text``) and lead fields; other keys go to ``custom``.
 
     Raises pydantic's ``ValidationError`` naming each bad field.
     """
@@ -27,6 +28,8 @@ def lead_from_flat(values: Mapping[str, str]) -> LeadIn:
             body["utm"][key[4:]] = value
         elif key == "consent_marketing":
             body["consent"]["marketing"] = value.lower() in TRUE_WORDS
+        elif key == "consent_text":
+            body["consent"]["text"] = value
         elif key in LEAD_KEYS:
             body[key] = value
         else:

@@ -148,3 +148,32 @@ async def test_csv_import_reports_rejected_rows(service: Service) -> None:
         "/v1/leads/import", files={"file": ("x.csv", b"\xff\xfe", "text/csv")}, headers=WEB
     )
     assert r.status_code == 422
+
+
+async def test_form_json_answer_lists_warnings_and_consent_text_is_kept(service: Service) -> None:
+    client, runtime = service
+    key = await _form(client)
+    r = await client.post(
+        f"/v1/forms/{key}/submit",
+        data={
+            "email": "w@x.io",
+            "country": "Atlantis",
+            "consent_marketing": "yes",
+            "consent_text": "privacy-2026-10",
+        },
+        headers={"Origin": "https://www.acme.test", "Accept": "application/json"},
+    )
+    assert r.status_code == 202, r.text
+    assert [w["field"] for w in r.json()["warnings"]] == ["country"]
+    lead = (await client.get(f"/v1/leads/{r.json()['lead_id']}", headers=WEB)).json()
+    assert lead["consent"]["text"] == "privacy-2026-10" and lead["consent"]["marketing"]
+    assert "consent_text" not in lead["custom"]
+    # The same column in a CSV (header synonyms understood).
+    r = await client.post(
+        "/v1/leads/import",
+        content=b"Email,Marketing Consent,Consent Version\nv@x.io,yes,terms-v3\n",
+        headers={**WEB, "content-type": "text/csv"},
+    )
+    assert r.json()["accepted"] == 1
+    (event,) = [e for e in await outbox_events(runtime, "lead.captured") if e["email"] == "v@x.io"]
+    assert event["consent"]["text"] == "terms-v3"

@@ -183,6 +183,7 @@ _FORM_FIELDS: dict[str, Any] = {
         **{key: {"type": "string"} for key in sorted(LEAD_KEYS)},
         **{f"utm_{key}": {"type": "string"} for key in UTM_KEYS},
         "consent_marketing": {"type": "string", "description": "1, true, yes, on or y"},
+        "consent_text": {"type": "string", "description": "the consent text version"},
         "_honeypot": {"type": "string", "description": "hidden; bots fill it, people do not"},
     },
     "required": ["email"],
@@ -269,9 +270,13 @@ async def submit_form(
         ) from exc
     lead = lead.model_copy(update={"source": lead.source or f"form:{form.name}"})
     result = await capture_lead(session, runtime.outbox, lead)
-    if wants_json:
+    if wants_json:  # like POST /v1/leads: optional fields kept as given are listed
         return JSONResponse(
-            LeadAccepted(lead_id=result.lead_id, status=result.status).model_dump(),
+            {
+                "lead_id": result.lead_id,
+                "status": result.status,
+                "warnings": [w.as_dict() for w in result.warnings],
+            },
             status_code=202 if result.status == "accepted" else 200,
         )
     return RedirectResponse(form.redirect_url, status_code=303)
