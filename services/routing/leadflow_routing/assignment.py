@@ -57,13 +57,22 @@ async def route(
         version, team = await repo.team_state(role, day_scope(now))
         config = await ROUTING_CONFIG.get(repo, version)
     attributes = lead_attributes(lead)
+    waiting_since = lead.waiting_since if lead.status == WAITING[role] else None
     outcome = decide(
-        role, attributes, config.rule_set, config.reps(role), team, now, exclude=exclude
+        role,
+        attributes,
+        config.rule_set,
+        config.reps(role),
+        team,
+        now,
+        exclude=exclude,
+        waiting_since=waiting_since,
+        managers=config.reps("manager"),
     )
     trace: dict[str, object] = {
         "config_version": version,
         "rules_version": config.rules_version,
-        "inputs": decision_inputs(role, attributes, exclude, team),
+        "inputs": decision_inputs(role, attributes, exclude, team, waiting_since),
         "duration_ms": round((time.perf_counter() - started) * 1000, 3),
     }
     return outcome, trace
@@ -100,6 +109,7 @@ async def _wait(
         async with open_work_counted(repo, lead):
             lead.status = status
         lead.updated_at = now
+        lead.waiting_since = now
 
 
 async def _apply(
@@ -126,6 +136,7 @@ async def _apply(
     setattr(lead, decision.role, decision.owner)
     lead.status = status
     lead.updated_at = now
+    lead.waiting_since = None
     await repo.add_to_counters(
         assignment_changes(decision, now) + open_work_changes(before, open_work(lead))
     )

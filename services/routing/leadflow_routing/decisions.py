@@ -6,12 +6,13 @@ nobody could take the lead) out. The same function serves live routing and simul
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from leadflow_routing.rules.document import Rule, RuleSet
+from leadflow_routing.rules.document import Pool, Rule, RuleSet
 from leadflow_routing.rules.matching import rule_matches
 from leadflow_routing.strategies import (
     RotationStats,
@@ -62,8 +63,9 @@ def pool_key(role: str, rule_id: str) -> str:
     return f"{role}:{rule_id}"
 
 
-def _in_pool(rep: RepView, rule: Rule) -> bool:
-    pool = rule.pool
+def _in_pool(rep: RepView, rule: Rule, pool: Pool | None = None) -> bool:
+    """Is ``rep`` in the rule's pool (or in ``pool``, of the rule's role)?"""
+    pool = pool or rule.pool
     if rep.role != rule.role:
         return False
     if pool.reps is not None and rep.id not in pool.reps:
@@ -88,15 +90,20 @@ def decide(
     now: datetime,
     *,
     exclude: Collection[str] = (),
+    waiting_since: datetime | None = None,
+    managers: Sequence[RepView] = (),
 ) -> RoutingDecision | NoRepAvailable:
-    """Route one lead for ``role``; ``exclude`` names reps that must not get it again."""
+    """Route one lead for ``role``; ``exclude`` names reps that must not get it again.
+
+    ``waiting_since``: when the lead started waiting for a rep of ``role`` (None: it is not
+    waiting). Once it has waited a matched rule's ``max_wait_minutes``, that rule's
+    ``fallback`` pool is tried, then the team's manager (of ``managers``)."""
     matched = [r for r in rule_set.rules if r.role == role and rule_matches(r, lead)]
     rules = matched or [_fallback(role)]
     skipped: dict[str, str] = {}
     tried: list[str] = []
-    for rule in rules:
-        pool = [rep for rep in reps if _in_pool(rep, rule)]
-        tried.append(rule.id)
+
+    def available_in(pool: list[RepView]) -> list[RepView]:
         available: list[RepView] = []
         for rep in sorted(pool, key=lambda r: r.id):
             if rep.id in exclude:
@@ -107,6 +114,11 @@ def decide(
                 available.append(rep)
             else:
                 skipped[rep.id] = why
+        return available
+
+    for rule in rules:
+        tried.append(rule.id)
+        available = available_in([rep for rep in reps if _in_pool(rep, rule)])
         if not available:
             continue
         key = pool_key(role, rule.id)
@@ -144,8 +156,66 @@ def decide(
             sla_business_hours=rule.sla_business_hours,
             owner_hours=chosen.working_hours,
         )
-    return NoRepAvailable(
-        role=role,
-        reason=f"no available {role} in the pools of rule(s) {', '.join(tried)}",
-        skipped=skipped,
-    )
+    reason = f"no available {role} in the pools of rule(s) {', '.join(tried)}"
+    for rule in matched:
+        if waiting_since is None or rule.max_wait_minutes is None:
+            continue
+        waited = (now - waiting_since).total_seconds() / 60
+        if waited < rule.max_wait_minutes:
+            continue
+        why_fallback = (
+            f"{reason}; waited {waited:.0f} min, over rule {rule.id}'s max_wait_minutes "
+            f"({rule.max_wait_minutes})"
+        )
+        if rule.fallback is not None:
+            available = available_in([rep for rep in reps if _in_pool(rep, rule, rule.fallback)])
+            if available:
+                key = pool_key(role, f"{rule.id}:fallback")
+                chosen, why_chosen = assign_round_robin(available, team.rotation.get(key, {}))
+                return RoutingDecision(
+                    role=role,
+                    owner=chosen.id,
+                    rule=rule.id,
+                    pool=key,
+                    strategy="fallback",
+                    reason=f"{why_fallback}: the fallback pool's {chosen.id} — {why_chosen}",
+                    candidates=[r.id for r in available],
+                    skipped=skipped,
+                    sla_minutes=rule.sla_minutes
+                    or (rule_set.default_sla_minutes if role == "sdr" else None),
+                    sla_business_hours=rule.sla_business_hours,
+                    owner_hours=chosen.working_hours,
+                )
+        manager = _team_manager(rule, reps, managers, now)
+        if manager is not None:
+            return RoutingDecision(
+                role=role,
+                owner=manager.id,
+                rule=rule.id,
+                pool=pool_key(role, f"{rule.id}:manager"),
+                strategy="team_manager",
+                reason=f"{why_fallback}: to the team's manager {manager.id}, to hand on",
+                candidates=[manager.id],
+                skipped=skipped,
+                sla_minutes=None,  # a manager's call: no acceptance clock
+            )
+    return NoRepAvailable(role=role, reason=reason, skipped=skipped)
+
+
+def _team_manager(
+    rule: Rule, reps: Sequence[RepView], managers: Sequence[RepView], now: datetime
+) -> RepView | None:
+    """The manager of the rule's team: a manager rep of the pool's team, else the manager
+    most of the pool's reps report to; an available one first, then any active one."""
+    active = [m for m in managers if m.active]
+    if rule.pool.team is not None:
+        candidates = [m for m in active if m.team == rule.pool.team]
+    else:
+        bosses = Counter(rep.manager for rep in reps if _in_pool(rep, rule) and rep.manager)
+        ranked = sorted(bosses, key=lambda m: (-bosses[m], m))
+        by_id = {m.id: m for m in active}
+        candidates = [by_id[m] for m in ranked if m in by_id]
+    for manager in candidates:
+        if unavailable_reason(manager, now, 0) is None:
+            return manager
+    return candidates[0] if candidates else None

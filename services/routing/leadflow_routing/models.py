@@ -72,6 +72,8 @@ class RoutedLead(Base):
     ae: Mapped[str | None] = mapped_column(String(100), index=True)
     am: Mapped[str | None] = mapped_column(String(100), index=True)
     sla_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Since when the lead waits for a free rep (a waiting status), for max_wait_minutes.
+    waiting_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
     qualification: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     deal_id: Mapped[str | None] = mapped_column(String(36))
     captured_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

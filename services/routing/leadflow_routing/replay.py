@@ -22,14 +22,19 @@ ROUTING_KINDS = frozenset({"assigned", "reassigned", "waiting", "escalated"})
 
 
 def decision_inputs(
-    role: str, lead: Mapping[str, Any], exclude: Collection[str], team: TeamState
+    role: str,
+    lead: Mapping[str, Any],
+    exclude: Collection[str],
+    team: TeamState,
+    waiting_since: datetime | None = None,
 ) -> dict[str, Any]:
-    """The inputs of one decision as JSON: the lead's attributes, the excluded reps and the
-    role's counters (the strategy state)."""
+    """The inputs of one decision as JSON: the lead's attributes, the excluded reps, since
+    when the lead waited and the role's counters (the strategy state)."""
     prefix = f"{role}:"
     return {
         "lead": dict(lead),
         "exclude": sorted(exclude),
+        "waiting_since": waiting_since.isoformat() if waiting_since else None,
         "state": {
             "assigned_today": dict(team.assigned_today),
             "open_load": dict(team.open_load),
@@ -130,15 +135,18 @@ def replay(decision: Decision, snapshot: ConfigSnapshot | None, rules: RuleSet |
             f"rules version: the decision says {decision.rules_version}, its configuration "
             f"version {snapshot.rules_version}",
         )
-    reps = [rep_from_snapshot(r) for r in snapshot.reps if r.get("role") == decision.role]
+    directory = sorted((rep_from_snapshot(r) for r in snapshot.reps), key=lambda r: r.id)
+    waited = inputs.get("waiting_since")
     outcome = decide(
         decision.role,
         inputs.get("lead", {}),
         rules,
-        sorted(reps, key=lambda r: r.id),
+        [rep for rep in directory if rep.role == decision.role],
         team_from_inputs(inputs.get("state", {})),
         decision.at,
         exclude=inputs.get("exclude", ()),
+        waiting_since=datetime.fromisoformat(waited) if waited else None,
+        managers=[rep for rep in directory if rep.role == "manager"],
     )
     got = outcome.owner if isinstance(outcome, RoutingDecision) else None
     got_rule = outcome.rule if isinstance(outcome, RoutingDecision) else None

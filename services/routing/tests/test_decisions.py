@@ -237,3 +237,49 @@ def test_simulation_compares_draft_rules_with_what_happened() -> None:
     report = simulate(everyone_to_eva, REPS, past)
     assert report.leads == 3 and report.changed == 2
     assert report.by_owner["eva"] == {"actual": 1, "simulated": 3}
+
+
+def test_a_lead_waiting_past_max_wait_goes_to_the_fallback_pool_then_the_team_manager() -> None:
+    rule = Rule(
+        id="ent",
+        role="sdr",
+        pool=Pool(reps=["ana"]),
+        max_wait_minutes=30,
+        fallback=Pool(territory="EMEA"),
+    )
+    rules = RuleSet(rules=[rule])
+    reps = [
+        RepView(id="ana", role="sdr", out_of_office=True, manager="maya"),
+        RepView(id="eva", role="sdr", territories=("EMEA",)),
+    ]
+    managers = [RepView(id="maya", role="manager"), RepView(id="max", role="manager")]
+
+    def outcome(waited: int | None, who: list[RepView]) -> RoutingDecision | NoRepAvailable:
+        since = None if waited is None else NOW - timedelta(minutes=waited)
+        return decide(
+            "sdr", {}, rules, who, TeamState(), NOW, waiting_since=since, managers=managers
+        )
+
+    assert isinstance(outcome(None, reps), NoRepAvailable)  # not waiting yet
+    assert isinstance(outcome(29, reps), NoRepAvailable)
+    d = outcome(31, reps)
+    assert isinstance(d, RoutingDecision)
+    assert d.owner == "eva" and d.strategy == "fallback" and d.rule == "ent"
+    assert "over rule ent's max_wait_minutes (30)" in d.reason and d.skipped["ana"]
+    # Nobody free in the fallback pool either: ana's manager (the pool's reps report to).
+    d = outcome(31, [reps[0], RepView(id="eva", role="sdr", territories=("EMEA",), active=False)])
+    assert isinstance(d, RoutingDecision)
+    assert d.owner == "maya" and d.strategy == "team_manager" and d.sla_minutes is None
+    # A pool named by team: that team's manager.
+    by_team = Rule(id="t", role="sdr", pool=Pool(team="north"), max_wait_minutes=5)
+    d = decide(
+        "sdr",
+        {},
+        RuleSet(rules=[by_team]),
+        [RepView(id="ana", role="sdr", team="north", active=False)],
+        TeamState(),
+        NOW,
+        waiting_since=NOW - timedelta(minutes=6),
+        managers=[*managers, RepView(id="nina", role="manager", team="north")],
+    )
+    assert isinstance(d, RoutingDecision) and d.owner == "nina"

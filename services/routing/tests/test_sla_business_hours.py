@@ -4,7 +4,7 @@ with a controllable clock."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -180,3 +180,38 @@ async def test_sla_breach_waits_for_business_hours_then_escalates_to_the_manager
         "breaches": 1,
         "reason": escalation["reason"],
     }
+
+
+async def test_a_lead_nobody_takes_for_max_wait_goes_to_the_fallback_pool(
+    service: Service, clock: Clock
+) -> None:
+    client, runtime = service
+    clock.now = _utc(2026, 11, 2, 15)  # a Monday
+    await _rep(client, "maya", "manager")
+    await _rep(client, "ana", "sdr", manager="maya", out_of_office=True)
+    await _rep(client, "eva", "sdr", territories=["EMEA"])
+    rules = [
+        {
+            "id": "ana-only",
+            "role": "sdr",
+            "pool": {"reps": ["ana"]},
+            "max_wait_minutes": 30,
+            "fallback": {"territory": "EMEA"},
+        }
+    ]
+    r = await client.put("/v1/routing/rules", json={"rules": rules}, headers=MANAGER)
+    assert r.status_code == 200, r.text
+    lead_id = await _mql(runtime, "US", clock.now)
+    timer = SlaTimer(runtime.db, 1)
+    clock.now += timedelta(minutes=29)
+    assert await timer.tick() == 0
+    r = await client.get("/v1/routing/waiting", headers=MANAGER)
+    assert [w["lead_id"] for w in r.json()] == [lead_id]
+    clock.now += timedelta(minutes=2)
+    assert await timer.tick() == 1
+    body = (await client.get(f"/v1/assignments/{lead_id}", headers=MANAGER)).json()
+    assert body["owners"]["sdr"] == "eva" and body["status"] == "assigned"
+    last = body["history"][-1]
+    assert last["strategy"] == "fallback" and "max_wait_minutes (30)" in last["reason"]
+    replay = (await client.get(f"/v1/assignments/{lead_id}/replay", headers=MANAGER)).json()
+    assert replay["all_match"] and replay["replayed"] == 2

@@ -63,6 +63,10 @@ class Rule(BaseModel):
     # From this many SLA breaches of a lead on, each breach escalates (``lead.escalated``)
     # to the manager of the rep who breached.
     escalate_after_breaches: Annotated[int, Field(ge=1, le=100)] | None = None
+    # A lead nobody in the pool could take for this long goes to the ``fallback`` pool
+    # (of the same role), else to the team's manager.
+    max_wait_minutes: Annotated[int, Field(ge=1, le=60 * 24 * 30)] | None = None
+    fallback: Pool | None = None
 
 
 class RuleSet(BaseModel):
