@@ -159,7 +159,7 @@ async def list_accounts(
     domain: Annotated[str | None, Query(max_length=500)] = None,
     owner: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> AccountList:
     """Accounts by name; ``domain=`` (any URL or host: its registrable domain) finds the
     account of a domain, ``owner=`` a rep's accounts. Pages of ``limit``."""
