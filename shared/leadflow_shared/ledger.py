@@ -18,6 +18,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from leadflow_shared.messaging.offsets import high_watermarks
+
 
 @dataclass
 class Ledger:
@@ -113,7 +115,7 @@ async def group_lag(
                     for t in sorted(topics)
                     for p in sorted(consumer.partitions_for_topic(t) or ())
                 ]
-                ends = await consumer.end_offsets(tps) if tps else {}
+                ends = await high_watermarks(bootstrap, tps) if tps else {}
                 lag = 0
                 for tp in tps:
                     committed = await consumer.committed(tp)

@@ -543,6 +543,10 @@ class EventConsumer:
         """Handle ``records[i]`` for ``i`` in ``indexes``, in order, marking each done;
         False when shutdown interrupted a retry (the rest stays not done)."""
         group: list[Delivered] = []
+        # Messages that are not events of the contract are dead-lettered without breaking
+        # the batch (nothing of theirs is applied, so the order does not matter); each is
+        # done once the broker has acknowledged its dead letter.
+        dead: list[tuple[int, asyncio.Future[Any]]] = []
         for index in indexes:
             message = records[index]
             try:
@@ -557,11 +561,7 @@ class EventConsumer:
                     continue
                 data = parse_event_data(event.type, event.data)
             except (EnvelopeError, ValidationError) as exc:
-                if await self._apply(group) < len(group):
-                    return False
-                group = []
-                await self._dead_letter(message, exc, attempts=1)
-                self._done[index] = True
+                dead.append((index, await self._send_dead_letter(message, exc, attempts=1)))
                 continue
             item = Delivered(event, data, message)
             self._index_of[id(item)] = index
@@ -570,7 +570,11 @@ class EventConsumer:
                 if await self._apply(group) < len(group):
                     return False
                 group = []
-        return await self._apply(group) == len(group)
+        complete = await self._apply(group) == len(group)
+        for index, acknowledged in dead:
+            await acknowledged
+            self._done[index] = True
+        return complete
 
     def _advance(self, item: Delivered) -> None:
         """Record that ``item`` is done."""
@@ -714,6 +718,14 @@ class EventConsumer:
     async def _dead_letter(
         self, message: ConsumerRecord[bytes, bytes], error: BaseException, *, attempts: int
     ) -> None:
+        # The message in hand is not committed until the DLQ write succeeds.
+        await (await self._send_dead_letter(message, error, attempts=attempts))
+
+    async def _send_dead_letter(
+        self, message: ConsumerRecord[bytes, bytes], error: BaseException, *, attempts: int
+    ) -> asyncio.Future[Any]:
+        """Hand ``message`` to the producer for the DLQ; the future resolves with the
+        broker's acknowledgement (awaiting it is the caller's business)."""
         DEAD_LETTERS.labels(self.name).inc()
         CONSUMED.labels(self.name, message.topic, "dead_letter").inc()
         reason = f"{type(error).__name__}: {error}"[:2000]
@@ -727,9 +739,8 @@ class EventConsumer:
             ("dlq_attempts", str(attempts).encode()),
             ("dlq_failed_at", utcnow().isoformat().encode()),
         ]
-        # The message in hand is not committed until the DLQ write succeeds.
         try:
-            await self.producer.send_and_wait(
+            future = await self.producer.send(
                 self.dlq_topic, message.value, key=message.key, headers=headers
             )
         except MessageSizeTooLargeError:
@@ -740,7 +751,7 @@ class EventConsumer:
                 ("dlq_truncated", str(len(value)).encode()),
                 ("dlq_value_sha256", hashlib.sha256(value).hexdigest().encode()),
             ]
-            await self.producer.send_and_wait(
+            future = await self.producer.send(
                 self.dlq_topic, value[:DLQ_TRUNCATED_BYTES], key=message.key, headers=headers
             )
         log.error(
@@ -754,3 +765,4 @@ class EventConsumer:
                 attempts=attempts,
             ),
         )
+        return future  # type: ignore[no-any-return]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from leadflow_shared.messaging.kafka import new_producer
+from leadflow_shared.messaging.offsets import high_watermarks
 from leadflow_shared.observability import log_fields
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ async def replay_dead_letters(
         tps = [TopicPartition(dlq_topic, p) for p in sorted(partitions)]
         if not tps:
             return report
+        ends = await high_watermarks(bootstrap_servers, tps)
         consumer.assign(tps)
         for tp in tps:
             committed = await consumer.committed(tp)
@@ -58,7 +60,6 @@ async def replay_dead_letters(
                 await consumer.seek_to_beginning(tp)
             else:
                 consumer.seek(tp, committed)
-        ends = await consumer.end_offsets(tps)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             positions = {tp: await consumer.position(tp) for tp in tps}

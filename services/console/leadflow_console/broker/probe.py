@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from leadflow_console.errors import BrokerUnavailable
+from leadflow_shared.messaging.offsets import high_watermarks
 from leadflow_shared.observability import log_fields
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,9 @@ class OffsetsProbe:
         ]
         ends: dict[str, dict[int, int]] = {}
         if partitions:
-            for tp, end in (await consumer.end_offsets(partitions)).items():
+            # Not ListOffsets alone: the local broker's answer is short after batched
+            # produces (leadflow_shared.messaging.offsets).
+            for tp, end in (await high_watermarks(self.bootstrap_servers, partitions)).items():
                 ends.setdefault(tp.topic, {})[tp.partition] = end
         return ends
 
