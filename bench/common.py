@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -232,6 +233,7 @@ class AssignmentWatcher:
         self.bootstrap = bootstrap
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.first_assigned: dict[str, float] = {}
+        self.decided_at: dict[str, float] = {}  # the assignment's ce_time (epoch seconds)
         self.by_company: Counter[str] = Counter()
         self.sdr_assignments = 0
         self._consumer: AIOKafkaConsumer | None = None
@@ -283,6 +285,11 @@ class AssignmentWatcher:
                     lead_id = str(data.get("lead_id"))
                     if lead_id not in self.first_assigned:
                         self.first_assigned[lead_id] = now
+                        with contextlib.suppress(ValueError, TypeError):
+                            # When routing decided (its clock), to tell the system's
+                            # latency from this reader's.
+                            stamp = dict(m.headers).get("ce_time", b"").decode()
+                            self.decided_at[lead_id] = datetime.fromisoformat(stamp).timestamp()
                         self.by_company[str(data.get("company"))] += 1
             if batch:
                 self._new.set()

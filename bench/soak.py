@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import secrets
+import sqlite3
 import statistics
 import sys
 import time
@@ -25,21 +27,48 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import AssignmentWatcher, mql_lead, new_database_name, percentiles, pg_execute, pg_url
+from common import (
+    AssignmentWatcher,
+    consumer_groups,
+    mql_lead,
+    new_database_name,
+    percentiles,
+    pg_execute,
+    pg_url,
+)
+from flamegraph import py_spy_binary
 from loadgen import HttpPool, Response, open_loop
 
 from leadflow_launcher.demo import lift_daily_capacity, load_demo
-from leadflow_launcher.system import ALL_TOPICS, SERVICES, System
+from leadflow_launcher.system import SERVICES, System
 from leadflow_shared.auth import mint_token
 from leadflow_shared.broker import free_port
 from leadflow_shared.ledger import group_lag, read_ledger
 from leadflow_shared.settings import DEV_JWT_SECRET
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def outbox_backlog(data_dir: Path) -> dict[str, int | None]:
+    """Committed outbox rows not yet marked sent, per service (SQLite files only): events
+    the consumers cannot see yet, which consumer lag does not show."""
+    out: dict[str, int | None] = {}
+    for service in SERVICES:
+        path = data_dir / f"{service.name}.sqlite3"
+        if not path.exists():
+            continue
+        try:
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1) as conn:
+                row = conn.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()
+                out[service.name] = int(row[0])
+        except sqlite3.Error:
+            out[service.name] = None
+    return out
 
 
 def slope_per_min(points: list[tuple[float, float]]) -> float | None:
@@ -86,6 +115,7 @@ async def soak(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
         pool = HttpPool(urls["lead-intake"], size=64)
         run = secrets.token_hex(3)
         accepted: dict[str, float] = {}
+        accepted_wall: dict[str, float] = {}
         headers = {"Authorization": f"Bearer {web}"}
 
         async def send(i: int) -> Response:
@@ -93,9 +123,10 @@ async def soak(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
 
         def on_response(i: int, response: Response, now: float) -> None:
             if 200 <= response.status < 300:
-                accepted[str(response.json()["lead_id"])] = now
+                lead_id = str(response.json()["lead_id"])
+                accepted[lead_id] = now
+                accepted_wall[lead_id] = time.time()
 
-        groups = {s.name: set(ALL_TOPICS) for s in SERVICES}
         started = time.perf_counter()
         stop = asyncio.Event()
 
@@ -113,11 +144,26 @@ async def soak(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
                         rss[name] = round(proc.memory_info().rss / 2**20, 1)
                     except psutil.Error:
                         rss[name] = None
-                lag = await group_lag(system.bootstrap_servers, groups, only_committed=True)
+                # Each group's own topics, as its service's metrics name them (asking every
+                # group about every topic costs the local broker enough to skew the soak).
+                groups: dict[str, set[str]] = {}
+                async with httpx.AsyncClient(timeout=5) as client:
+                    for svc in system.services.values():
+                        with contextlib.suppress(httpx.HTTPError):
+                            metrics = (await client.get(f"{svc.url}/metrics")).text
+                            for group, topics in consumer_groups(metrics).items():
+                                groups.setdefault(group, set()).update(topics)
+                lag = await group_lag(system.bootstrap_servers, groups)
+                backlog = await asyncio.to_thread(outbox_backlog, data_dir)
                 fresh = [
                     (watcher.first_assigned[k] - accepted[k]) * 1000
                     for k in list(accepted)
                     if k in watcher.first_assigned and k not in seen
+                ]
+                decided = [
+                    (watcher.decided_at[k] - accepted_wall[k]) * 1000
+                    for k in list(accepted_wall)
+                    if k in watcher.decided_at and k not in seen
                 ]
                 seen.update(k for k in accepted if k in watcher.first_assigned)
                 samples.append(
@@ -126,25 +172,65 @@ async def soak(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
                         "rss_mb": rss,
                         "lag": lag,
                         "total_lag": sum(v or 0 for v in lag.values()),
+                        "outbox_unsent": backlog,
                         "accepted": len(accepted),
                         "assigned": len(watcher.first_assigned),
                         "speed_to_lead_ms": percentiles(fresh),
+                        # By routing's clock (the assignment's ce_time): the system's part.
+                        "decided_after_ms": percentiles(decided),
                     }
                 )
                 last = samples[-1]
                 print(
                     f"soak t={last['t_s']:>6}s accepted={last['accepted']} "
                     f"assigned={last['assigned']} lag={last['total_lag']} "
+                    f"unsent={sum(v for v in backlog.values() if v)} "
                     f"p50={last['speed_to_lead_ms'].get('p50')} ms "
+                    f"(decided p50={last['decided_after_ms'].get('p50')} ms) "
                     f"rss={sum(v or 0 for v in rss.values()):.0f} MB",
                     flush=True,
                 )
 
+        async def profile() -> None:
+            """py-spy (raw stacks) on ``--profile`` services for 20 s at ``--profile-at-s``."""
+            await asyncio.sleep(args.profile_at_s)
+            binary = py_spy_binary()
+            if binary is None:
+                return
+            runs = []
+            for name in args.profile.split(","):
+                out = RESULTS / f"soak-profile-{name}.txt"
+                runs.append(
+                    await asyncio.create_subprocess_exec(
+                        binary,
+                        "record",
+                        "--pid",
+                        str(processes[name].pid),
+                        "--duration",
+                        "20",
+                        "--rate",
+                        "100",
+                        "--format",
+                        "raw",
+                        "--nonblocking",
+                        "--output",
+                        str(out),
+                        stdout=asyncio.subprocess.DEVNULL,
+                        stderr=asyncio.subprocess.DEVNULL,
+                    )
+                )
+            await asyncio.gather(*(r.wait() for r in runs))
+
         sampling = asyncio.create_task(sampler())
+        profiling = asyncio.create_task(profile()) if args.profile_at_s else None
         load = await open_loop(args.rate, args.minutes * 60, send, on_response)
         drained = await watcher.wait_for(set(accepted), timeout_s=120)
         stop.set()
         await sampling
+        if profiling is not None:
+            profiling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await profiling
         await pool.close()
         await watcher.stop()
         ledger = (await read_ledger(system.bootstrap_servers)).check(set(accepted))
@@ -205,6 +291,14 @@ def main() -> int:
     parser.add_argument("--max-rss-slope", type=float, default=1.0, help="MB per minute")
     parser.add_argument("--max-end-lag", type=int, default=500)
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument(
+        "--profile-at-s",
+        type=float,
+        default=0,
+        help="record --profile services with py-spy for 20 s at this second (raw stacks in "
+        "bench/results/soak-profile-<service>.txt)",
+    )
+    parser.add_argument("--profile", default="scoring,routing", help="services to profile")
     args = parser.parse_args()
     data_dir = Path(args.data_dir or f"var/soak-{secrets.token_hex(3)}").resolve()
     result = asyncio.run(soak(args, data_dir))
