@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +21,7 @@ from leadflow_shared.events import (
     LeadErased,
     LeadMerged,
     LeadReassigned,
+    LeadRecycled,
     LeadUpdated,
 )
 from leadflow_shared.ids import utcnow
@@ -158,3 +160,19 @@ async def record_account_owners(
     session: AsyncSession, items: Sequence[tuple[CloudEvent, AccountAssigned]]
 ) -> None:
     await LeadRepository(session).set_owners([(d.lead_id, "am", d.owner) for _, d in items])
+
+
+@handlers.on_batch(LeadRecycled)
+async def reset_mql_of_recycled_leads(
+    session: AsyncSession, items: Sequence[tuple[CloudEvent, LeadRecycled]]
+) -> None:
+    """A lead recycled to nurture is no MQL any more: its MQL state is cleared, so that
+    renewed engagement (or a profile change) that meets the MQL rule makes it an MQL again,
+    with ``became_mql`` true and routing routing it anew. The score itself stays."""
+    repo = LeadRepository(session)
+    lead_ids = [data.lead_id for _, data in items]
+    await repo.lock(*lead_ids)
+    latest: dict[str, datetime] = {}
+    for event, data in items:
+        latest[data.lead_id] = event.time
+    await repo.reset_mql(sorted(latest.items()))

@@ -55,7 +55,8 @@ class EngagementRow(Base):
 
 
 class LeadScoreRow(Base):
-    """The latest score; ``mql_at`` is set once, the first time the threshold is crossed."""
+    """The latest score; ``mql_at`` is set the first time the lead becomes an MQL and is
+    cleared only when routing recycles the lead (``recycled_at``), so it can qualify again."""
 
     __tablename__ = "lead_scores"
 
@@ -66,6 +67,7 @@ class LeadScoreRow(Base):
     grade: Mapped[str] = mapped_column(String(10))
     mql: Mapped[bool] = mapped_column(Boolean)
     mql_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    recycled_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     explanation: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     rules_version: Mapped[int] = mapped_column(Integer)
     scored_at: Mapped[datetime] = mapped_column(UtcDateTime)

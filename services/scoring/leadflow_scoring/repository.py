@@ -39,6 +39,8 @@ class LeadFacts:
     )
     # When each scored lead first became an MQL (None: not yet); unscored leads absent.
     mql_since: dict[str, datetime | None] = field(default_factory=dict)
+    # When routing last recycled each lead (leads never recycled are absent).
+    recycled_at: dict[str, datetime] = field(default_factory=dict)
     erased: set[str] = field(default_factory=set)
 
 
@@ -105,6 +107,8 @@ class LeadRepository:
                 facts.engagements[lead_id].append(EngagementFact(type=kind, occurred_at=at))
             elif fact == "score":
                 facts.mql_since[lead_id] = at
+            elif fact == "recycled":
+                facts.recycled_at[lead_id] = at
             else:
                 facts.erased.add(lead_id)
         for engagements in facts.engagements.values():
@@ -123,6 +127,13 @@ class LeadRepository:
         """Upsert scores, one row per lead (one executemany)."""
         if rows:
             await self.session.execute(self._upserts.store_scores, list(rows))
+
+    async def reset_mql(self, recycles: Collection[tuple[str, datetime]]) -> None:
+        """Clear the MQL state of recycled leads (``(lead_id, recycled_at)``, one
+        executemany); their next scoring may make them an MQL again."""
+        rows = [{"b_lead_id": lead_id, "b_recycled_at": at} for lead_id, at in recycles]
+        if rows:
+            await self.session.execute(statements.RESET_MQL, rows)
 
     async def score(self, lead_id: str) -> LeadScoreRow | None:
         return await self.session.get(LeadScoreRow, lead_id)

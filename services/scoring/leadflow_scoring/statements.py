@@ -25,6 +25,7 @@ from sqlalchemy import (
     select,
     text,
     union_all,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -58,8 +59,9 @@ FIT_PROFILES = select(profiles.c.lead_id, *(profiles.c[name] for name in PROFILE
     profiles.c.lead_id.in_(_LEAD_IDS)
 )
 # Everything scoring holds about some leads besides their profiles, in one read: one row
-# per engagement (type, occurred_at), per score (when it became an MQL, or NULL) and per
-# erasure tombstone, told apart by ``fact``.
+# per engagement (type, occurred_at), per score (when it became an MQL, or NULL), per
+# recycled score (when routing last recycled the lead) and per erasure tombstone, told
+# apart by ``fact``.
 LEAD_FACTS = union_all(
     select(
         engagements.c.lead_id,
@@ -70,9 +72,19 @@ LEAD_FACTS = union_all(
     select(scores.c.lead_id, literal_column("'score'"), null(), scores.c.mql_at).where(
         scores.c.lead_id.in_(_LEAD_IDS)
     ),
+    select(scores.c.lead_id, literal_column("'recycled'"), null(), scores.c.recycled_at).where(
+        scores.c.lead_id.in_(_LEAD_IDS), scores.c.recycled_at.is_not(None)
+    ),
     select(tombstones.c.lead_id, literal_column("'erased'"), null(), null()).where(
         tombstones.c.lead_id.in_(_LEAD_IDS)
     ),
+)
+# A recycled lead is no MQL any more: renewed engagement can make it one again (one
+# executemany for a run of recycles; a lead not scored yet has no row and is left alone).
+RESET_MQL = (
+    update(scores)
+    .where(scores.c.lead_id == bindparam("b_lead_id"))
+    .values(mql=False, mql_at=None, recycled_at=bindparam("b_recycled_at"))
 )
 ERASED_AMONG = select(tombstones.c.lead_id).where(tombstones.c.lead_id.in_(_LEAD_IDS))
 
@@ -118,7 +130,7 @@ def upserts(dialect: str) -> Upserts:
             "engagement": new.engagement,
             "grade": new.grade,
             "mql": new.mql,
-            # Set once, the first time the threshold is met, and never cleared.
+            # Set the first time the lead becomes an MQL; cleared only by a recycle.
             "mql_at": func.coalesce(scores.c.mql_at, new.mql_at),
             "explanation": new.explanation,
             "rules_version": new.rules_version,

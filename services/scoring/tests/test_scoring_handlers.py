@@ -21,6 +21,7 @@ from leadflow_shared.events import (
     LeadCaptured,
     LeadErased,
     LeadMerged,
+    LeadRecycled,
     LeadUpdated,
 )
 from leadflow_shared.ids import new_id, utcnow
@@ -221,3 +222,30 @@ async def test_new_rules_version_applies_to_the_next_event_only(service: Service
     fresh = (await scored(runtime, "L12"))[-1]
     assert (fresh["rules_version"], fresh["score"]) == (2, 61)
     assert fresh["mql"] is True  # an MQL stays an MQL under stricter rules
+
+
+async def test_recycle_resets_the_mql_so_renewed_engagement_makes_an_mql_again(
+    service: Service,
+) -> None:
+    client, runtime = service
+    await deliver(runtime, captured("R1", **IDEAL, company="Acme"))  # 55: MQL
+    await deliver(runtime, engagement("R1", "page_view"))
+    assert [e["became_mql"] for e in await scored(runtime, "R1")] == [True, False]
+    await deliver(runtime, LeadRecycled(lead_id="R1", owner="sdr-1", reason="no budget yet"))
+    body = (await client.get("/v1/scores/R1", headers=MANAGER)).json()
+    assert body["mql"] is False and body["score"] == 56  # the score itself stays
+    assert len(await scored(runtime, "R1")) == 2  # a recycle announces nothing itself
+    await deliver(runtime, engagement("R1", "pricing_page_view"))
+    last = (await scored(runtime, "R1"))[-1]
+    assert last["mql"] is True and last["became_mql"] is True  # routing routes it again
+    await deliver(runtime, engagement("R1", "page_view"))
+    assert (await scored(runtime, "R1"))[-1]["became_mql"] is False  # once per cycle
+    assert (await client.get("/v1/scores/R1", headers=MANAGER)).json()["mql"] is True
+
+
+async def test_recycle_of_an_unscored_lead_is_harmless(service: Service) -> None:
+    _, runtime = service
+    await deliver(runtime, LeadRecycled(lead_id="R2", owner="sdr-1", reason="x"))
+    await deliver(runtime, captured("R2", **IDEAL))
+    [event] = await scored(runtime, "R2")
+    assert event["became_mql"] is True
