@@ -118,24 +118,43 @@ def decide(
 
     for rule in rules:
         tried.append(rule.id)
+        strategy: str = rule.strategy
+        owner_note = ""
+        if rule.strategy == "account_owner":
+            owner, owner_note = _account_owner(role, lead, reps, team, now, exclude)
+            if owner is not None:
+                return RoutingDecision(
+                    role=role,
+                    owner=owner.id,
+                    rule=rule.id,
+                    pool=pool_key(role, f"{rule.id}:account_owner"),
+                    strategy="account_owner",
+                    reason=f"rule {_label(rule)} matched; account owner {owner.id}",
+                    candidates=[owner.id],
+                    skipped=skipped,
+                    sla_minutes=rule.sla_minutes
+                    or (rule_set.default_sla_minutes if role == "sdr" else None),
+                    sla_business_hours=rule.sla_business_hours,
+                    owner_hours=owner.working_hours,
+                )
+            strategy = rule.fallback_strategy
         available = available_in([rep for rep in reps if _in_pool(rep, rule)])
         if not available:
             continue
         key = pool_key(role, rule.id)
         stats = team.rotation.get(key, {})
         credit_changes: dict[str, int] = {}
-        if rule.strategy == "weighted":
+        if strategy == "weighted":
             chosen, why_chosen, credit_changes = assign_weighted(
                 available, stats, team.credit.get(key, {})
             )
-        elif rule.strategy == "load_balanced":
+        elif strategy == "load_balanced":
             chosen, why_chosen = assign_load_balanced(available, stats, team.open_load)
         else:
             chosen, why_chosen = assign_round_robin(available, stats)
-        label = f"{rule.id}" + (f" ({rule.name})" if rule.name else "")
         reason = (
-            f"rule {label} matched; {rule.strategy} among {len(available)} available "
-            f"{role}(s): {chosen.id} — {why_chosen}"
+            f"rule {_label(rule)} matched; {owner_note}{strategy} among {len(available)} "
+            f"available {role}(s): {chosen.id} — {why_chosen}"
         )
         if not matched:
             reason = f"no {role} rule matched the lead; {rule.strategy} among every {role}: " + (
@@ -146,7 +165,7 @@ def decide(
             owner=chosen.id,
             rule=rule.id,
             pool=key,
-            strategy=rule.strategy,
+            strategy=strategy,
             reason=reason,
             candidates=[r.id for r in available],
             skipped=skipped,
@@ -200,6 +219,39 @@ def decide(
                 sla_minutes=None,  # a manager's call: no acceptance clock
             )
     return NoRepAvailable(role=role, reason=reason, skipped=skipped)
+
+
+def _label(rule: Rule) -> str:
+    return f"{rule.id}" + (f" ({rule.name})" if rule.name else "")
+
+
+def _account_owner(
+    role: str,
+    lead: Mapping[str, Any],
+    reps: Sequence[RepView],
+    team: TeamState,
+    now: datetime,
+    exclude: Collection[str],
+) -> tuple[RepView | None, str]:
+    """The lead's account owner when they can take it now (a rep of ``role``, active, not
+    out of office, under capacity, in working hours); else None and why, to prefix the pool
+    rotation's reason (``"account owner sdr-ana out of office …; pool rotation: "``)."""
+    account = lead.get("account")
+    if not isinstance(account, Mapping) or not account.get("account_id"):
+        return None, "lead matched no account; pool rotation: "
+    owner_id = account.get("owner")
+    if not owner_id:
+        return None, f"account {account['account_id']} has no owner; pool rotation: "
+    owner = next((rep for rep in reps if rep.id == owner_id), None)
+    if owner is None:
+        why: str | None = f"is not a {role}"
+    elif owner_id in exclude:
+        why = "already had this lead"
+    else:
+        why = unavailable_reason(owner, now, team.assigned_today.get(owner.id, 0))
+    if why is None and owner is not None:
+        return owner, ""
+    return None, f"account owner {owner_id} {why}; pool rotation: "
 
 
 def _team_manager(

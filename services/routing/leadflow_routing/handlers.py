@@ -19,6 +19,7 @@ from leadflow_shared.events import (
     LeadScored,
     LeadUpdated,
 )
+from leadflow_shared.events.schemas import AccountMatch
 from leadflow_shared.ids import utcnow
 from leadflow_shared.messaging import HandlerRegistry
 
@@ -44,13 +45,36 @@ async def _profile(session: AsyncSession, data: LeadCaptured | LeadMerged | Lead
     lead = await _lead(session, data.lead_id)
     if lead.erased:
         return
-    lead.profile = {name: getattr(data, name) for name in ROUTING_FIELDS}
+    previous = lead.profile or {}
+    profile: dict[str, object] = {name: getattr(data, name) for name in ROUTING_FIELDS}
+    # The matched account: an event that carries the field sets it (null: no account); one
+    # without it (older producers) keeps what routing knew.
+    if "account" in data.model_fields_set:
+        profile["account"] = _account(data.account)
+    elif previous.get("account") is not None:
+        profile["account"] = previous["account"]
+    fit_grade = getattr(data, "fit_grade", None)
+    if fit_grade is not None or previous.get("fit_grade") is not None:
+        profile["fit_grade"] = fit_grade if fit_grade is not None else previous["fit_grade"]
+    lead.profile = profile
     lead.company = data.company
     lead.profile_known = True
     if isinstance(data, LeadCaptured):
         lead.captured_at = data.captured_at
     lead.updated_at = utcnow()
     await _route_if_ready(session, lead)
+
+
+def _account(match: AccountMatch | None) -> dict[str, object] | None:
+    """What rules and the ``account_owner`` strategy read of the matched account."""
+    if match is None:
+        return None
+    return {
+        "account_id": match.account_id,
+        "owner": match.owner,
+        "match": match.match,
+        "confidence": match.confidence,
+    }
 
 
 @handlers.on(LeadCaptured)
@@ -73,6 +97,10 @@ async def on_scored(session: AsyncSession, event: CloudEvent, data: LeadScored) 
     """An MQL is routed to an SDR once; later scores only update what rules can see."""
     lead = await _lead(session, data.lead_id)
     lead.score = data.score
+    # Fit grade, once lead.scored carries one (rules may match ``fit_grade``).
+    fit_grade = getattr(data, "fit_grade", None)
+    if fit_grade is not None and not lead.erased:
+        lead.profile = {**(lead.profile or {}), "fit_grade": fit_grade}
     if data.mql and not lead.mql:
         lead.mql = True
     lead.updated_at = utcnow()

@@ -9,10 +9,29 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from leadflow_shared.validation import Identifier, Name, ShortText
 
 Role = Literal["sdr", "ae", "am"]
-Strategy = Literal["round_robin", "weighted", "load_balanced"]
-Operator = Literal["eq", "ne", "in", "not_in", "gte", "lt", "exists", "contains_any"]
+Rotation = Literal["round_robin", "weighted", "load_balanced"]
+# ``account_owner``: a lead from a known account goes to the account's owner when they are
+# available, else to the rule's pool by the rule's ``fallback_strategy``.
+Strategy = Literal["round_robin", "weighted", "load_balanced", "account_owner"]
+Operator = Literal["eq", "ne", "in", "not_in", "gte", "lt", "exists", "not_exists", "contains_any"]
 LeadField = Literal[
-    "country", "state", "employees", "industry", "company", "title", "source", "campaign", "score"
+    "country",
+    "state",
+    "employees",
+    "industry",
+    "company",
+    "title",
+    "source",
+    "campaign",
+    "score",
+    # The account matched at capture (absent: the lead matched no account).
+    "account.account_id",
+    "account.owner",
+    "account.match",
+    "account.confidence",
+    # Fit grade, when events carry one (absent otherwise: only ``ne``, ``not_in`` and
+    # ``not_exists`` hold).
+    "fit_grade",
 ]
 
 
@@ -57,6 +76,8 @@ class Rule(BaseModel):
     conditions: list[Condition] = Field(default_factory=list, max_length=50)
     pool: Pool = Field(default_factory=Pool)
     strategy: Strategy = "round_robin"
+    # ``account_owner`` only: the pool's rotation when the account's owner cannot take it.
+    fallback_strategy: Rotation = "round_robin"
     sla_minutes: Annotated[int, Field(ge=1, le=60 * 24 * 30)] | None = None
     # The SLA clock runs only in the owner's working hours, in their time zone.
     sla_business_hours: bool = False

@@ -12,11 +12,24 @@ def _norm(value: Any) -> Any:
     return value.strip().lower() if isinstance(value, str) else value
 
 
+def field_value(lead: Mapping[str, Any], name: str) -> Any:
+    """The lead's value of ``name``; a dotted name reads into a nested object
+    (``account.owner``), None when any part is missing."""
+    value: Any = lead
+    for part in name.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
 def condition_holds(condition: Condition, lead: Mapping[str, Any]) -> bool:
-    actual = lead.get(condition.field)
+    actual = field_value(lead, condition.field)
     op, expected = condition.op, condition.value
     if op == "exists":
         return actual not in (None, "")
+    if op == "not_exists":
+        return actual in (None, "")
     if actual is None:
         return op in {"ne", "not_in"}
     if op == "eq":
