@@ -58,7 +58,13 @@ async def rescore_leads(
         lead_id = item.lead_id
         if item.engagement is not None:
             insort(engagements[lead_id], item.engagement, key=attrgetter("occurred_at"))
-        result = score_lead(item.profile, engagements[lead_id], rules.rules, now)
+        result = score_lead(
+            item.profile,
+            engagements[lead_id],
+            rules.rules,
+            now,
+            hand_raised_after=facts.recycled_at.get(lead_id),
+        )
         mql_at = mql_since.get(lead_id)
         became_mql = mql_at is None and result.meets_threshold
         if became_mql:

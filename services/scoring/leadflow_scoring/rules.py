@@ -155,6 +155,38 @@ class Grades(_Strict):
         return self
 
 
+class FitGrades(_Strict):
+    """Fit points that grade a lead's fit A, B or C (at least that many); below ``c`` it is D."""
+
+    a: ScoreBound = 50
+    b: ScoreBound = 30
+    c: ScoreBound = 15
+
+    @model_validator(mode="after")
+    def _decreasing(self) -> FitGrades:
+        if not self.a > self.b > self.c:
+            raise ValueError("fit grade bounds must decrease strictly: a > b > c")
+        return self
+
+
+class EngagementLevels(_Strict):
+    """Engagement points (after decay) that make level 2, 3 or 4 (at least that many);
+    below ``level_2`` it is level 1."""
+
+    level_2: ScoreBound = 10
+    level_3: ScoreBound = 30
+    level_4: ScoreBound = 60
+
+    @model_validator(mode="after")
+    def _increasing(self) -> EngagementLevels:
+        if not self.level_2 < self.level_3 < self.level_4:
+            raise ValueError("engagement levels must increase strictly: level_2 < 3 < 4")
+        return self
+
+
+DEFAULT_HAND_RAISERS: tuple[str, ...] = ("demo_request", "contact_sales", "trial_signup")
+
+
 class ScoringRules(_Strict):
     """A complete rules document; each stored one is a new version."""
 
@@ -162,6 +194,14 @@ class ScoringRules(_Strict):
     engagement: EngagementRules
     mql_threshold: Annotated[int, Field(ge=1, le=10_000)]
     grades: Grades
+    # Contract v2; absent in older documents, which get these defaults.
+    hand_raisers: list[EngagementTypeName] = Field(
+        default_factory=lambda: list(DEFAULT_HAND_RAISERS),
+        max_length=100,
+        description="engagement types that make an MQL at once unless the fit grade is D",
+    )
+    fit_grades: FitGrades = Field(default_factory=FitGrades)
+    engagement_levels: EngagementLevels = Field(default_factory=EngagementLevels)
 
 
 def default_rules() -> ScoringRules:

@@ -4,6 +4,11 @@ Score = fit + engagement. Fit: the points of every fit rule the profile matches.
 per engagement type, the type's points for each engagement, halved every ``half_life_days``
 of age, summed, rounded and capped. The explanation lists every factor that gave points
 and always sums to the score.
+
+The lead meets the MQL rule when its score reaches the threshold, or when it raised its
+hand (an engagement of a hand-raiser type, since its last recycle) and its fit grade is not
+D. ``fit_grade`` (A-D) grades the fit points, ``engagement_level`` (1-4) the engagement
+points, by the cut-offs of the rules.
 """
 
 from __future__ import annotations
@@ -14,7 +19,14 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from leadflow_scoring.rules import EngagementRules, FitRule, Grades, ScoringRules
+from leadflow_scoring.rules import (
+    EngagementLevels,
+    EngagementRules,
+    FitGrades,
+    FitRule,
+    Grades,
+    ScoringRules,
+)
 from leadflow_shared.events import ScoreFactor
 
 SECONDS_PER_DAY = 86_400
@@ -63,8 +75,11 @@ class ScoreResult:
     fit: int
     engagement: int
     grade: str
-    meets_threshold: bool
+    meets_threshold: bool  # meets the MQL rule: the threshold, or a hand-raise
     explanation: tuple[ScoreFactor, ...]
+    fit_grade: str = "D"
+    engagement_level: int = 1
+    hand_raised: bool = False
 
 
 def score_lead(
@@ -72,8 +87,13 @@ def score_lead(
     engagements: Sequence[EngagementFact],
     rules: ScoringRules,
     now: datetime,
+    *,
+    hand_raised_after: datetime | None = None,
 ) -> ScoreResult:
-    """Score one lead under ``rules`` as of ``now`` (engagement points decay with age)."""
+    """Score one lead under ``rules`` as of ``now`` (engagement points decay with age).
+
+    Only hand-raisers that occurred after ``hand_raised_after`` (the lead's last recycle)
+    count for the MQL rule."""
     fit_factors = [
         ScoreFactor(factor=rule.factor, points=rule.points)
         for rule in rules.fit
@@ -83,14 +103,41 @@ def score_lead(
     fit = sum(f.points for f in fit_factors)
     engagement = sum(f.points for f in engagement_factors)
     score = fit + engagement
+    fit_grade = fit_grade_for(fit, rules.fit_grades)
+    hand_raisers = set(rules.hand_raisers)
+    hand_raised = any(
+        e.type in hand_raisers and (hand_raised_after is None or e.occurred_at > hand_raised_after)
+        for e in engagements
+    )
     return ScoreResult(
         score=score,
         fit=fit,
         engagement=engagement,
         grade=grade_for(score, rules.grades),
-        meets_threshold=score >= rules.mql_threshold,
+        meets_threshold=score >= rules.mql_threshold or (hand_raised and fit_grade != "D"),
         explanation=(*fit_factors, *engagement_factors),
+        fit_grade=fit_grade,
+        engagement_level=engagement_level_for(engagement, rules.engagement_levels),
+        hand_raised=hand_raised,
     )
+
+
+def fit_grade_for(fit: int, grades: FitGrades) -> str:
+    """A, B or C when the fit points reach that bound, else D."""
+    if fit >= grades.a:
+        return "A"
+    if fit >= grades.b:
+        return "B"
+    return "C" if fit >= grades.c else "D"
+
+
+def engagement_level_for(engagement: int, levels: EngagementLevels) -> int:
+    """4, 3 or 2 when the engagement points reach that level's bound, else 1."""
+    if engagement >= levels.level_4:
+        return 4
+    if engagement >= levels.level_3:
+        return 3
+    return 2 if engagement >= levels.level_2 else 1
 
 
 def fit_rule_matches(rule: FitRule, profile: FitProfile) -> bool:

@@ -126,9 +126,48 @@ def test_default_engagement_points_per_type() -> None:
     assert DEFAULT.engagement.half_life_days == 30
 
 
-def test_demo_request_alone_does_not_make_an_unknown_contact_an_mql() -> None:
+def test_demo_request_does_not_make_a_d_fit_contact_an_mql() -> None:
+    # A hand-raiser makes an MQL at once unless the fit grade is D: an unknown contact
+    # (no fit points) is D, so its demo request still waits for points.
     result = score_lead(FitProfile(), engagements("demo_request", 0), DEFAULT, NOW)
-    assert result.score == 40 and not result.meets_threshold
+    assert result.score == 40 and result.fit_grade == "D" and result.hand_raised
+    assert not result.meets_threshold
+
+
+MODEST_FIT = FitProfile(country="US", company="Acme")  # 15 fit points: grade C
+
+
+@pytest.mark.parametrize("type_", ["demo_request", "contact_sales", "trial_signup"])
+def test_hand_raiser_from_a_modest_fit_is_an_mql_below_the_threshold(type_: str) -> None:
+    r = DEFAULT.model_copy(update={"mql_threshold": 200})
+    result = score_lead(MODEST_FIT, engagements(type_, 0), r, NOW)
+    assert result.fit_grade == "C" and result.score < 200
+    assert result.hand_raised and result.meets_threshold
+
+
+def test_trial_signup_from_a_c_fit_lead_is_an_mql_under_the_default_rules() -> None:
+    result = score_lead(MODEST_FIT, engagements("trial_signup", 0), DEFAULT, NOW)
+    assert result.score == 45 < DEFAULT.mql_threshold
+    assert result.meets_threshold
+
+
+def test_other_engagement_is_no_hand_raise() -> None:
+    result = score_lead(MODEST_FIT, engagements("pricing_page_view", 0), DEFAULT, NOW)
+    assert not result.hand_raised and not result.meets_threshold
+
+
+def test_only_hand_raisers_after_the_last_recycle_count() -> None:
+    events = engagements("demo_request", 10)
+    r = DEFAULT.model_copy(update={"mql_threshold": 200})
+    assert score_lead(MODEST_FIT, events, r, NOW, hand_raised_after=ago(20)).meets_threshold
+    later = score_lead(MODEST_FIT, events, r, NOW, hand_raised_after=ago(5))
+    assert not later.hand_raised and not later.meets_threshold
+
+
+def test_hand_raiser_types_come_from_the_rules() -> None:
+    r = DEFAULT.model_copy(update={"mql_threshold": 200, "hand_raisers": ["webinar_attended"]})
+    assert score_lead(MODEST_FIT, engagements("webinar_attended", 0), r, NOW).meets_threshold
+    assert not score_lead(MODEST_FIT, engagements("demo_request", 0), r, NOW).meets_threshold
 
 
 # --- fit operators ------------------------------------------------------------------------

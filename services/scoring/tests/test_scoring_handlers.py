@@ -249,3 +249,15 @@ async def test_recycle_of_an_unscored_lead_is_harmless(service: Service) -> None
     await deliver(runtime, captured("R2", **IDEAL))
     [event] = await scored(runtime, "R2")
     assert event["became_mql"] is True
+
+
+async def test_hand_raise_before_a_recycle_does_not_make_an_mql_again(service: Service) -> None:
+    _, runtime = service
+    await deliver(runtime, captured("R3", country="US", company="Acme"))  # 15: fit C
+    await deliver(runtime, engagement("R3", "trial_signup"))  # 45 < 50, but a hand-raise
+    assert [e["became_mql"] for e in await scored(runtime, "R3")] == [False, True]
+    await deliver(runtime, LeadRecycled(lead_id="R3", owner="sdr-1", reason="nurture"))
+    await deliver(runtime, engagement("R3", "page_view"))  # 46, the hand-raise was before
+    assert (await scored(runtime, "R3"))[-1]["mql"] is False
+    await deliver(runtime, engagement("R3", "contact_sales"))  # a new hand-raise
+    assert (await scored(runtime, "R3"))[-1]["became_mql"] is True

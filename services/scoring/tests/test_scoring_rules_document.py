@@ -105,3 +105,25 @@ def test_mql_threshold_must_be_positive() -> None:
     doc = copy.deepcopy(VALID)
     doc["mql_threshold"] = 0
     assert error_locations(doc) == ["mql_threshold"]
+
+
+def test_documents_without_the_v2_keys_get_their_defaults() -> None:
+    doc = {k: v for k, v in VALID.items() if k not in {"hand_raisers", "fit_grades"}}
+    rules = ScoringRules.model_validate(doc)
+    assert rules.hand_raisers == ["demo_request", "contact_sales", "trial_signup"]
+    assert (rules.fit_grades.a, rules.fit_grades.b, rules.fit_grades.c) == (50, 30, 15)
+
+
+def test_overlapping_fit_grades_and_levels_are_rejected_by_name() -> None:
+    doc = copy.deepcopy(VALID)
+    doc["fit_grades"] = {"a": 30, "b": 30, "c": 10}
+    assert error_locations(doc) == ["fit_grades"]
+    doc = copy.deepcopy(VALID)
+    doc["engagement_levels"] = {"level_2": 40, "level_3": 30, "level_4": 60}
+    assert error_locations(doc) == ["engagement_levels"]
+
+
+def test_hand_raiser_names_are_engagement_type_names() -> None:
+    doc = copy.deepcopy(VALID)
+    doc["hand_raisers"] = ["Demo Request"]
+    assert error_locations(doc) == ["hand_raisers.0"]
