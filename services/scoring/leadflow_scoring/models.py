@@ -65,6 +65,9 @@ class LeadScoreRow(Base):
     fit: Mapped[int] = mapped_column(Integer)
     engagement: Mapped[int] = mapped_column(Integer)
     grade: Mapped[str] = mapped_column(String(10))
+    # Contract v2; null on scores stored before they existed (until the lead is rescored).
+    fit_grade: Mapped[str | None] = mapped_column(String(1), nullable=True)
+    engagement_level: Mapped[int | None] = mapped_column(Integer, nullable=True)
     mql: Mapped[bool] = mapped_column(Boolean)
     mql_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     recycled_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

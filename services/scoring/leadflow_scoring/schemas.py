@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from leadflow_scoring.rules import ScoringRules
 from leadflow_shared.events import ScoreFactor
@@ -16,6 +16,12 @@ class ScoreOut(BaseModel):
     fit: int
     engagement: int
     grade: str
+    fit_grade: str | None = Field(
+        default=None, description="A-D from the fit points; null on scores from before v2"
+    )
+    engagement_level: int | None = Field(
+        default=None, description="1-4 from the engagement points; null before v2"
+    )
     mql: bool
     explanation: list[ScoreFactor]
     rules_version: int

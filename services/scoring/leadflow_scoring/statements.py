@@ -129,6 +129,8 @@ def upserts(dialect: str) -> Upserts:
             "fit": new.fit,
             "engagement": new.engagement,
             "grade": new.grade,
+            "fit_grade": new.fit_grade,
+            "engagement_level": new.engagement_level,
             "mql": new.mql,
             # Set the first time the lead becomes an MQL; cleared only by a recycle.
             "mql_at": func.coalesce(scores.c.mql_at, new.mql_at),

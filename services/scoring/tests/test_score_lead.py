@@ -7,8 +7,15 @@ from typing import Any
 
 import pytest
 
-from leadflow_scoring.rules import ScoringRules, default_rules
-from leadflow_scoring.scoring import EngagementFact, FitProfile, ScoreResult, score_lead
+from leadflow_scoring.rules import EngagementLevels, FitGrades, ScoringRules, default_rules
+from leadflow_scoring.scoring import (
+    EngagementFact,
+    FitProfile,
+    ScoreResult,
+    engagement_level_for,
+    fit_grade_for,
+    score_lead,
+)
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 DEFAULT = default_rules()
@@ -354,3 +361,29 @@ def test_threshold_is_reached_at_exactly_mql_threshold(points: int, meets: bool)
 def test_grade_is_the_first_band_the_score_reaches(points: int, grade: str) -> None:
     r = rules(fit=[{"factor": "x", "field": "company", "op": "exists", "points": points}])
     assert score_lead(FitProfile(company="Acme"), [], r, NOW).grade == grade
+
+
+@pytest.mark.parametrize(
+    ("fit", "grade"), [(75, "A"), (50, "A"), (49, "B"), (30, "B"), (15, "C"), (14, "D"), (0, "D")]
+)
+def test_fit_grade_default_cut_offs(fit: int, grade: str) -> None:
+    assert fit_grade_for(fit, DEFAULT.fit_grades) == grade
+
+
+@pytest.mark.parametrize(
+    ("points", "level"), [(-5, 1), (0, 1), (9, 1), (10, 2), (29, 2), (30, 3), (59, 3), (60, 4)]
+)
+def test_engagement_level_default_cut_offs(points: int, level: int) -> None:
+    assert engagement_level_for(points, DEFAULT.engagement_levels) == level
+
+
+def test_fit_grade_and_engagement_level_follow_the_rules() -> None:
+    r = rules(fit=[{"factor": "has company", "field": "company", "op": "exists", "points": 5}])
+    r = r.model_copy(
+        update={
+            "fit_grades": FitGrades(a=5, b=3, c=1),
+            "engagement_levels": EngagementLevels(level_2=1, level_3=2, level_4=3),
+        }
+    )
+    result = score_lead(FitProfile(company="Acme"), [], r, NOW)
+    assert (result.fit_grade, result.engagement_level) == ("A", 1)

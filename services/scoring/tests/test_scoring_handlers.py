@@ -261,3 +261,21 @@ async def test_hand_raise_before_a_recycle_does_not_make_an_mql_again(service: S
     assert (await scored(runtime, "R3"))[-1]["mql"] is False
     await deliver(runtime, engagement("R3", "contact_sales"))  # a new hand-raise
     assert (await scored(runtime, "R3"))[-1]["became_mql"] is True
+
+
+async def test_fit_grade_and_engagement_level_on_lead_scored_and_the_score(
+    service: Service,
+) -> None:
+    client, runtime = service
+    await deliver(runtime, captured("G1", **IDEAL, company="Acme"))  # fit 55: A
+    await deliver(runtime, engagement("G1", "pricing_page_view"))  # 15: level 2
+    await deliver(runtime, engagement("G1", "demo_request"))  # 55: level 3
+    events = await scored(runtime, "G1")
+    assert [(e["fit_grade"], e["engagement_level"]) for e in events] == [
+        ("A", 1),
+        ("A", 2),
+        ("A", 3),
+    ]
+    body = (await client.get("/v1/scores/G1", headers=MANAGER)).json()
+    assert (body["fit_grade"], body["engagement_level"]) == ("A", 3)
+    assert body["grade"] == "A"  # the score's grade (110) is unchanged beside them

@@ -147,6 +147,9 @@ class LeadScored(EventData):
     fit: int
     engagement: int
     grade: str
+    # Contract v2 (optional, additive): A-D from the fit points, 1-4 from the engagement.
+    fit_grade: str | None = None
+    engagement_level: int | None = None
     mql: bool
     became_mql: bool = False
     explanation: list[ScoreFactor] = Field(default_factory=list)

@@ -37,6 +37,8 @@ async def get_score(lead_id: LeadId, session: SessionDep, principal: Reader) -> 
         fit=row.fit,
         engagement=row.engagement,
         grade=row.grade,
+        fit_grade=row.fit_grade,
+        engagement_level=row.engagement_level,
         mql=row.mql,
         explanation=[ScoreFactor.model_validate(item) for item in row.explanation],
         rules_version=row.rules_version,
