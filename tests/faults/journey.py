@@ -118,7 +118,14 @@ async def wait_all_assigned(
     pending = list(lead_ids)
     decisions: dict[str, list[str]] = {}
     while True:
-        decisions.update(await sdr_decisions(routing, pending))
+        try:
+            decisions.update(await sdr_decisions(routing, pending))
+        except httpx.TransportError:
+            # routing is down (a fault test killed it; its supervisor restarts it): ask again
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1)
+            continue
         pending = [lead for lead in pending if not decisions[lead]]
         if not pending or time.monotonic() > deadline:
             return decisions
@@ -140,7 +147,13 @@ async def check_ledger(
     async with httpx.AsyncClient(timeout=10, headers=ADMIN) as client:
         deadline = time.monotonic() + 60
         while True:
-            r = await client.get(f"{console}/v1/funnel")
+            try:
+                r = await client.get(f"{console}/v1/funnel")
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(1)
+                continue
             r.raise_for_status()
             counts = r.json()["counts"]
             if counts.get("assigned", 0) >= len(lead_ids) or time.monotonic() > deadline:
