@@ -7,6 +7,7 @@ service's ``DATABASE_URL_<SERVICE>`` is set. Only request/message boundaries com
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -24,6 +25,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from leadflow_shared.sqlite_inline import inline_creator
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -72,6 +75,13 @@ class Database:
 
     ``on_commit`` callbacks run after every successful commit of a session made here:
     the outbox relay uses it to publish without polling delay.
+
+    On SQLite two engines share the file: ``engine`` runs statements on the event loop's
+    thread (:mod:`leadflow_shared.sqlite_inline`: no thread hand-off per call, the hot
+    path of consumers, the relay and API writes) and ``off_loop_engine`` on aiosqlite's
+    worker threads, for reads that may be long (``read()``, ``transaction(off_loop=True)``
+    for GET requests). ``LEADFLOW_SQLITE_INLINE=0`` puts everything on aiosqlite's
+    threads, as before. On PostgreSQL both names are the same asyncpg engine.
     """
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
@@ -79,10 +89,12 @@ class Database:
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         kwargs: dict[str, Any] = {"echo": echo}
+        inline = False
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 30}
+            inline = bool(parsed.database) and parsed.database != ":memory:" and _inline_wanted()
         else:
             # No pre-ping: it costs a round trip per checkout; a connection that died is
             # invalidated when it fails and the boundary's retry gets a fresh one.
@@ -93,9 +105,19 @@ class Database:
                 # and the consumer pauses (docs/RELIABILITY.md, scenario 6).
                 kwargs["connect_args"] = {"timeout": 5}
             kwargs["pool_timeout"] = 10
-        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
-        if self.is_sqlite:
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.off_loop_engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if inline:
+            assert parsed.database is not None
+            inline_kwargs = {k: v for k, v in kwargs.items() if k != "connect_args"}
+            self.engine: AsyncEngine = create_async_engine(
+                url, async_creator=inline_creator(parsed.database), **inline_kwargs
+            )
+            event.listen(self.engine.sync_engine, "connect", _sqlite_inline_pragmas)
+            event.listen(self.off_loop_engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = self.off_loop_engine
+            if self.is_sqlite:
+                event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         # A subclass per database so commit listeners never cross between services
         # that share a process (as in unit tests).
         self._session_class: type[Session] = type("ServiceSession", (Session,), {})
@@ -105,6 +127,15 @@ class Database:
         event.listen(self._session_class, "after_rollback", self._after_rollback)
         self.sessions = async_sessionmaker(
             self.engine, expire_on_commit=False, sync_session_class=self._session_class
+        )
+        self.off_loop_sessions = (
+            self.sessions
+            if self.off_loop_engine is self.engine
+            else async_sessionmaker(
+                self.off_loop_engine,
+                expire_on_commit=False,
+                sync_session_class=self._session_class,
+            )
         )
         # SQLite allows one writer; serialising writers in-process avoids lock errors.
         self.write_lock = asyncio.Lock() if self.is_sqlite else None
@@ -126,20 +157,25 @@ class Database:
             callback(session)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session in a transaction: commits on success, rolls back on error."""
+    async def transaction(self, *, off_loop: bool = False) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction: commits on success, rolls back on error.
+
+        ``off_loop``: run its statements off the event loop's thread (SQLite), for work
+        that may read a lot (GET requests); the same as the default on PostgreSQL."""
+        sessions = self.off_loop_sessions if off_loop else self.sessions
         if self.write_lock is not None:
-            async with self.write_lock, self.sessions() as session, session.begin():
+            async with self.write_lock, sessions() as session, session.begin():
                 yield session
         else:
-            async with self.sessions() as session, session.begin():
+            async with sessions() as session, session.begin():
                 yield session
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A session for reads only: never takes SQLite's in-process write lock (WAL lets
-        readers run beside the writer); rolled back at the end."""
-        async with self.sessions() as session:
+        readers run beside the writer), off the event loop's thread; rolled back at the
+        end."""
+        async with self.off_loop_sessions() as session:
             try:
                 yield session
             finally:
@@ -156,12 +192,34 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.off_loop_engine is not self.engine:
+            await self.off_loop_engine.dispose()
+
+
+def _inline_wanted() -> bool:
+    return os.environ.get("LEADFLOW_SQLITE_INLINE", "1").strip().lower() not in (
+        "0",
+        "false",
+        "no",
+        "off",
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_inline_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    """As :func:`_sqlite_pragmas`, with no busy wait inside SQLite: on the loop's thread
+    it would stall every task; :mod:`leadflow_shared.sqlite_inline` waits instead."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=0")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()

@@ -266,8 +266,14 @@ def runtime_of(request: Request) -> ServiceRuntime:
     return runtime
 
 
+_READ_METHODS = frozenset({"GET", "HEAD"})
+
+
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with runtime_of(request).db.transaction() as session:
+    # A GET may read a lot (reports, lists): on SQLite its statements run off the event
+    # loop's thread, so a long query never stalls the consumers beside it (db.Database).
+    off_loop = request.method in _READ_METHODS
+    async with runtime_of(request).db.transaction(off_loop=off_loop) as session:
         yield session
 
 

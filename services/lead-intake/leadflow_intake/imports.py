@@ -55,7 +55,7 @@ async def receive_import(
     import_id = new_id()
     lease = timedelta(seconds=settings.import_lease_s)
     now = utcnow()
-    async with db.transaction() as session:
+    async with db.transaction(off_loop=True) as session:
         await ImportRepository(session).create(
             {
                 "id": import_id,
@@ -82,7 +82,7 @@ async def receive_import(
                     f"the file has more than {settings.import_max_rows} rows (the import "
                     "limit); split it into several files"
                 )
-            async with db.transaction() as session:
+            async with db.transaction(off_loop=True) as session:
                 await ImportRepository(session).stage(import_id, rows, lease=utcnow() + lease)
     except BaseException as exc:
         await asyncio.shield(_fail(db, import_id, _reason(exc)))
@@ -125,7 +125,7 @@ async def process_next_chunk(
     limit: int,
 ) -> ChunkOutcome:
     """Capture the next ``limit`` staged rows of an import in one transaction."""
-    async with db.transaction() as session:
+    async with db.transaction(off_loop=True) as session:
         repo = ImportRepository(session)
         now = utcnow()
         rejected_so_far = await repo.claim(

@@ -25,8 +25,9 @@ async def prune(
     db: Database, tables: MessagingTables, *, sent_before: datetime, processed_before: datetime
 ) -> tuple[int, int]:
     """Delete outbox rows sent before ``sent_before`` and processed-event ids recorded before
-    ``processed_before``; returns how many of each were deleted."""
-    async with db.transaction() as session:
+    ``processed_before``; returns how many of each were deleted. Off the event loop's
+    thread on SQLite: a day's rows can take a while to delete."""
+    async with db.transaction(off_loop=True) as session:
         outbox = await session.execute(
             delete(tables.outbox).where(
                 tables.outbox.c.sent_at.is_not(None), tables.outbox.c.sent_at < sent_before
