@@ -315,16 +315,6 @@ class AssignmentWatcher:
             await self._consumer.stop()
 
 
-def consumer_groups(metrics_text: str) -> dict[str, set[str]]:
-    """{consumer group: topics} as the service's own metrics name them."""
-    groups: dict[str, set[str]] = {}
-    for labels in parse_metric(metrics_text, "leadflow_events_consumed_total"):
-        d = dict(labels)
-        if "consumer" in d and "topic" in d:
-            groups.setdefault(d["consumer"], set()).add(d["topic"])
-    return groups
-
-
 # --- the leads the benchmark posts ----------------------------------------------------------
 
 

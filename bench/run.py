@@ -47,7 +47,6 @@ from common import (
     PG_ADMIN,
     AssignmentWatcher,
     Monitor,
-    consumer_groups,
     events_consumed,
     mql_lead,
     percentiles,
@@ -63,7 +62,7 @@ from leadflow_launcher.demo import lift_daily_capacity, load_demo
 from leadflow_launcher.system import EMBEDDED_FETCH_MAX_WAIT_MS, SERVICES, System
 from leadflow_shared.auth import mint_token
 from leadflow_shared.broker import free_port
-from leadflow_shared.ledger import group_lag, read_ledger
+from leadflow_shared.ledger import consumer_groups, group_lag, read_ledger
 from leadflow_shared.settings import DEV_JWT_SECRET
 
 RESULTS = Path(__file__).parent / "results"

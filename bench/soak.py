@@ -34,7 +34,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from common import (
     AssignmentWatcher,
-    consumer_groups,
     mql_lead,
     new_database_name,
     percentiles,
@@ -48,7 +47,7 @@ from leadflow_launcher.demo import lift_daily_capacity, load_demo
 from leadflow_launcher.system import SERVICES, System
 from leadflow_shared.auth import mint_token
 from leadflow_shared.broker import free_port
-from leadflow_shared.ledger import group_lag, read_ledger
+from leadflow_shared.ledger import consumer_groups, group_lag, read_ledger
 from leadflow_shared.settings import DEV_JWT_SECRET
 
 RESULTS = Path(__file__).parent / "results"

@@ -21,7 +21,7 @@ import httpx
 from leadflow_shared.broker import EmbeddedBroker
 from leadflow_shared.events import TOPICS
 from leadflow_shared.ids import new_id
-from leadflow_shared.ledger import group_lag
+from leadflow_shared.ledger import consumer_groups, group_lag
 from leadflow_shared.messaging import create_topics
 
 log = logging.getLogger(__name__)
@@ -290,7 +290,7 @@ class System:
     def wait_drained(self, timeout_s: float) -> bool:
         """Wait until no consumer group has uncommitted records (twice in a row, so what
         one service published on the way is seen by the next); False after ``timeout_s``."""
-        groups = {s.name: set(ALL_TOPICS) for s in SERVICES}
+        groups = self._consumer_groups()
         deadline = time.monotonic() + timeout_s
         calm = 0
         while time.monotonic() < deadline:
@@ -300,6 +300,23 @@ class System:
                 return True
             time.sleep(0.3)
         return False
+
+    def _consumer_groups(self) -> dict[str, set[str]]:
+        """Each running service's groups and the topics they consume, from its /metrics
+        (the same source the bench uses); a service that does not answer is asked about
+        every topic."""
+        groups: dict[str, set[str]] = {}
+        with httpx.Client(timeout=2) as client:
+            for svc in self.services.values():
+                if svc.process.poll() is not None or svc.definition.name in INTAKE:
+                    continue
+                try:
+                    found = consumer_groups(client.get(f"{svc.url}/metrics").text)
+                except httpx.HTTPError:
+                    found = {svc.definition.name: set(ALL_TOPICS)}
+                for group, topics in found.items():
+                    groups.setdefault(group, set()).update(topics)
+        return groups
 
 
 def _terminate(processes: list[RunningService], timeout_s: float = 30) -> None:

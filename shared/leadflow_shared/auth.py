@@ -5,6 +5,7 @@ Claims: ``sub`` (rep id or client name), ``role`` (one of :data:`ROLES`), ``exp`
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -46,6 +47,10 @@ def mint_token(secret: str, *, sub: str, role: str, ttl: timedelta = timedelta(h
 
 def decode_token(secret: str, token: str) -> Principal:
     """Verify signature and expiry; raises :class:`Unauthorized` otherwise."""
+    return _decode(secret, token)[0]
+
+
+def _decode(secret: str, token: str) -> tuple[Principal, float]:
     try:
         claims = jwt.decode(
             token, secret, algorithms=["HS256"], options={"require": ["exp", "sub"]}
@@ -58,7 +63,27 @@ def decode_token(secret: str, token: str) -> Principal:
     sub = claims.get("sub")
     if role not in ROLES or not isinstance(sub, str) or not sub:
         raise Unauthorized("token lacks a valid role or sub claim")
-    return Principal(sub=sub, role=role)
+    return Principal(sub=sub, role=role), float(claims["exp"])
+
+
+# Tokens verified before, until their ``exp``: a client sends the same token with every
+# request, and verifying it (HMAC, JSON, claims) is a fixed cost per request. Only tokens
+# that verified are kept (keyed by secret and token, so a rotated secret misses); an
+# expired entry is verified again, which refuses it. Bounded: cleared when full.
+_VERIFIED: dict[tuple[str, str], tuple[Principal, float]] = {}
+_VERIFIED_MAX = 4096
+
+
+def _decode_cached(secret: str, token: str) -> Principal:
+    key = (secret, token)
+    hit = _VERIFIED.get(key)
+    if hit is not None and time.time() < hit[1]:
+        return hit[0]
+    principal, expires = _decode(secret, token)
+    if len(_VERIFIED) >= _VERIFIED_MAX:
+        _VERIFIED.clear()
+    _VERIFIED[key] = (principal, expires)
+    return principal
 
 
 async def current_principal(
@@ -68,7 +93,7 @@ async def current_principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("missing bearer token (Authorization: Bearer <jwt>)")
     secret: str = request.app.state.runtime.settings.jwt_secret
-    return decode_token(secret, credentials.credentials)
+    return _decode_cached(secret, credentials.credentials)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

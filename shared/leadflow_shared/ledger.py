@@ -130,3 +130,20 @@ async def group_lag(
             with contextlib.suppress(Exception):
                 await consumer.stop()
     return out
+
+
+def consumer_groups(metrics_text: str) -> dict[str, set[str]]:
+    """{consumer group: the topics it consumed from} as a service's ``/metrics`` names them
+    (``leadflow_events_consumed_total{consumer=..., topic=...}``): each group's own topics,
+    so a lag check asks about those and not about every topic of the system."""
+    groups: dict[str, set[str]] = {}
+    for line in metrics_text.splitlines():
+        if not line.startswith("leadflow_events_consumed_total{"):
+            continue
+        labels: dict[str, str] = {}
+        for part in line[line.index("{") + 1 : line.rindex("}")].split('",'):
+            key, _, value = part.partition('="')
+            labels[key.strip(", ")] = value.rstrip('"')
+        if "consumer" in labels and "topic" in labels:
+            groups.setdefault(labels["consumer"], set()).add(labels["topic"])
+    return groups

@@ -277,7 +277,13 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-Runtime = Annotated[ServiceRuntime, Depends(runtime_of)]
+async def _runtime(request: Request) -> ServiceRuntime:
+    # An async dependency: FastAPI runs a plain ``def`` one in its thread pool, a thread
+    # hand-off on every request (py-spy on lead-intake, docs/benchmarks.md).
+    return runtime_of(request)
+
+
+Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
 # Function scope: the transaction commits when the route returns, before the response
 # is sent, so a client that got a 2xx can read what it wrote.
 SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]

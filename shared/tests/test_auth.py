@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import jwt
 import pytest
 
+import leadflow_shared.auth as auth
 from leadflow_shared.auth import Principal, decode_token, ensure_owner, mint_token
 from leadflow_shared.errors import Forbidden, Unauthorized
 from leadflow_shared.settings import DEV_JWT_SECRET, ServiceSettings
@@ -31,6 +33,38 @@ def test_expired_wrong_secret_and_unknown_role_are_unauthorized() -> None:
     none_alg = jwt.encode({"sub": "a", "role": "admin", "exp": 9999999999}, "", "none")
     with pytest.raises(Unauthorized):
         decode_token(SECRET, none_alg)
+
+
+def test_verified_tokens_are_remembered_only_until_they_expire(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The per-request cache of verified tokens never outlives a token, never admits a
+    token that did not verify, and never serves a token under another secret."""
+    auth._VERIFIED.clear()
+    token = mint_token(SECRET, sub="sdr-ana", role="sdr", ttl=timedelta(seconds=60))
+    assert auth._decode_cached(SECRET, token) == Principal(sub="sdr-ana", role="sdr")
+    assert (SECRET, token) in auth._VERIFIED
+    with pytest.raises(Unauthorized):
+        auth._decode_cached("another-secret-of-at-least-32-chars!!", token)
+    tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    with pytest.raises(Unauthorized):
+        auth._decode_cached(SECRET, tampered)
+    assert (SECRET, tampered) not in auth._VERIFIED
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 120)
+    monkeypatch.setattr(jwt.api_jwt, "datetime", _LaterDatetime, raising=False)
+    with pytest.raises(Unauthorized, match="expired"):
+        auth._decode_cached(SECRET, token)
+
+
+class _LaterDatetime:
+    """PyJWT's clock moved forward like ``time.time`` above."""
+
+    @staticmethod
+    def now(tz: object = None) -> object:
+        import datetime as real
+
+        return real.datetime.now(real.UTC) + real.timedelta(seconds=120)
 
 
 def test_reps_act_only_on_their_own_managers_on_all() -> None:

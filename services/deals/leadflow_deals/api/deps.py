@@ -19,7 +19,7 @@ RepIdPath = Annotated[str, Path(min_length=1, max_length=100, pattern=REP_ID_PAT
 DealIdPath = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-def _settings(runtime: Runtime) -> DealsSettings:
+async def _settings(runtime: Runtime) -> DealsSettings:
     settings = runtime.settings
     assert isinstance(settings, DealsSettings)
     return settings
