@@ -33,9 +33,15 @@ def py_spy_binary() -> str | None:
 
 
 async def py_spy_record(
-    pid: int, seconds: float, out: Path, rate_hz: int = 100, idle: bool = False
+    pid: int,
+    seconds: float,
+    out: Path,
+    rate_hz: int = 100,
+    idle: bool = False,
+    fmt: str = "flamegraph",
 ) -> dict[str, Any]:
-    """Record ``pid`` for ``seconds`` into the flame graph ``out`` (svg)."""
+    """Record ``pid`` for ``seconds`` into the flame graph ``out`` (svg; ``fmt="raw"``:
+    collapsed stacks, one ``frame;frame;… count`` line per stack, for scripts)."""
     binary = py_spy_binary()
     if binary is None:
         return {"error": "py-spy is not installed (make install adds it)"}
@@ -50,7 +56,7 @@ async def py_spy_record(
         "--rate",
         str(rate_hz),
         "--format",
-        "flamegraph",
+        fmt,
         "--output",
         str(out),
         "--nonblocking",
@@ -79,6 +85,9 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=50.0, help="MQL leads/s offered")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--raw", action="store_true", help="collapsed stacks (.txt) instead of an svg"
+    )
     args = parser.parse_args()
 
     sys.path.insert(0, str(Path(__file__).parent))
@@ -94,6 +103,7 @@ def main() -> int:
         }
     )
     services = tuple(args.service)
+    ext = "txt" if args.raw else "svg"
 
     async def go() -> dict[str, Any]:
         # The suite's speed-to-lead phase records flame graphs at 50/s; here at any rate.
@@ -106,7 +116,8 @@ def main() -> int:
                     py_spy_record(
                         b.system.services[s].process.pid,
                         args.seconds,
-                        RESULTS / f"flame-{stamp}-{b.database}-{s}-{args.rate:g}ps.svg",
+                        RESULTS / f"flame-{stamp}-{b.database}-{s}-{args.rate:g}ps.{ext}",
+                        fmt="raw" if args.raw else "flamegraph",
                     )
                 )
                 for s in services

@@ -31,10 +31,19 @@ class Response:
         return json.loads(self.body)
 
 
+# uvicorn closes a keep-alive connection after 5 s without a request (its
+# ``timeout_keep_alive``). A request written on such a connection at that moment meets the
+# server's close and reads 0 bytes (IncompleteReadError) although the server never saw it:
+# the "connection reset on a keep-alive connection" the bench used to count as failed
+# posts. Like any pooled HTTP client, never reuse a connection idle longer than this.
+MAX_IDLE_S = 2.0
+
+
 class _Conn:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.idle_since = time.monotonic()
 
     def close(self) -> None:
         self.writer.close()
@@ -70,7 +79,7 @@ class HttpPool:
         timeout_s: float | None = None,
     ) -> Response:
         async with self._slots:
-            conn = self._idle.pop() if self._idle else await self._connect()
+            conn = self._reusable() or await self._connect()
             try:
                 async with asyncio.timeout(timeout_s or self.timeout_s):
                     response, keep = await self._exchange(conn, method, path, body, headers)
@@ -81,10 +90,21 @@ class HttpPool:
                 self._drop(conn)
                 raise
             if keep:
+                conn.idle_since = time.monotonic()
                 self._idle.append(conn)
             else:
                 self._drop(conn)
             return response
+
+    def _reusable(self) -> _Conn | None:
+        """The most recently used idle connection, closing those idle too long."""
+        now = time.monotonic()
+        while self._idle:
+            conn = self._idle.pop()
+            if now - conn.idle_since < MAX_IDLE_S:
+                return conn
+            self._drop(conn)
+        return None
 
     def _drop(self, conn: _Conn) -> None:
         self._all.discard(conn)
