@@ -81,7 +81,7 @@ async def _deliver_batch(runtime: ServiceRuntime, events: list[EventData]) -> No
             ],
         )
         for envelope, data in zip(envelopes, events, strict=True):
-            await runtime.spec.handlers.handlers[data.event_type](session, envelope, data)
+            await runtime.spec.handlers.handle_one(session, envelope, data)
 
 
 def _scored(lead_id: str) -> LeadScored:

@@ -83,7 +83,7 @@ async def _mql(runtime: ServiceRuntime, owner: str | None, *, account: bool = Tr
                 subject=data.lead_id,
                 data=data.model_dump(mode="json"),
             )
-            await runtime.spec.handlers.handlers[data.event_type](session, event, data)
+            await runtime.spec.handlers.handle_one(session, event, data)
     return lead_id
 
 

@@ -79,7 +79,7 @@ async def _handle(session: AsyncSession, runtime: ServiceRuntime, events: list[E
             subject=data.lead_id,
             data=data.model_dump(mode="json"),
         )
-        await runtime.spec.handlers.handlers[data.event_type](session, event, data)
+        await runtime.spec.handlers.handle_one(session, event, data)
 
 
 async def _batches(runtime: ServiceRuntime, leads: list[str], start: int) -> None:

@@ -152,6 +152,15 @@ class HandlerRegistry:
 
         return register
 
+    async def handle_one(self, session: AsyncSession, event: CloudEvent, data: Any) -> None:
+        """Run this event's handler in ``session`` (a set-based one with a run of one):
+        for tests and tools that hand events over one at a time."""
+        batch_handler = self.batch_handlers.get(event.type)
+        if batch_handler is not None:
+            await batch_handler(session, [(event, data)])
+        else:
+            await self.handlers[event.type](session, event, data)
+
     @property
     def event_types(self) -> set[str]:
         return set(self.handlers) | set(self.batch_handlers)
