@@ -186,18 +186,76 @@ class RoutingRepository:
         )
         return {d.lead_id: d for d in rows}
 
-    async def mql_leads(self, limit: int) -> list[RoutedLead]:
+    async def mql_leads(
+        self, limit: int, *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[RoutedLead]:
+        """MQLs with a known profile, not erased, by capture time (``start`` inclusive,
+        ``end`` exclusive), oldest first."""
+        query = select(RoutedLead).where(
+            RoutedLead.mql.is_(True),
+            RoutedLead.profile_known.is_(True),
+            RoutedLead.erased.is_(False),
+        )
+        if start is not None:
+            query = query.where(RoutedLead.captured_at >= start)
+        if end is not None:
+            query = query.where(RoutedLead.captured_at < end)
         rows = await self.session.scalars(
-            select(RoutedLead)
-            .where(
-                RoutedLead.mql.is_(True),
-                RoutedLead.profile_known.is_(True),
-                RoutedLead.erased.is_(False),
-            )
-            .order_by(RoutedLead.captured_at)
-            .limit(limit)
+            query.order_by(RoutedLead.captured_at, RoutedLead.id).limit(limit)
         )
         return list(rows)
+
+    async def leads_by_id(self, lead_ids: Sequence[str]) -> list[RoutedLead]:
+        if not lead_ids:
+            return []
+        rows = await self.session.scalars(
+            select(RoutedLead).where(RoutedLead.id.in_(sorted(set(lead_ids))))
+        )
+        return list(rows)
+
+    async def first_decisions(self, role: str, lead_ids: Sequence[str]) -> dict[str, Decision]:
+        """Each lead's first ``assigned`` decision for ``role``."""
+        first: dict[str, Decision] = {}
+        ids = sorted(set(lead_ids))
+        for at in range(0, len(ids), 500):
+            rows = await self.session.scalars(
+                select(Decision)
+                .where(
+                    Decision.lead_id.in_(ids[at : at + 500]),
+                    Decision.role == role,
+                    Decision.kind == "assigned",
+                )
+                .order_by(Decision.at, Decision.id)
+            )
+            for decision in rows:
+                first.setdefault(decision.lead_id, decision)
+        return first
+
+    async def first_decisions_in(
+        self, role: str, start: datetime | None, end: datetime | None, limit: int
+    ) -> list[Decision]:
+        """The first ``assigned`` decision for ``role`` of each lead whose first one falls
+        in the period, oldest first, at most ``limit``."""
+        firsts = (
+            select(Decision.lead_id, func.min(Decision.at).label("first_at"))
+            .where(Decision.role == role, Decision.kind == "assigned")
+            .group_by(Decision.lead_id)
+            .subquery()
+        )
+        query = select(Decision).join(
+            firsts,
+            and_(Decision.lead_id == firsts.c.lead_id, Decision.at == firsts.c.first_at),
+        )
+        query = query.where(Decision.role == role, Decision.kind == "assigned")
+        if start is not None:
+            query = query.where(firsts.c.first_at >= start)
+        if end is not None:
+            query = query.where(firsts.c.first_at < end)
+        rows = await self.session.scalars(query.order_by(Decision.at, Decision.id))
+        first: dict[str, Decision] = {}
+        for decision in rows:
+            first.setdefault(decision.lead_id, decision)  # two at the same instant: one
+        return list(first.values())[:limit]
 
     # --- team ----------------------------------------------------------------------------
     async def rep(self, rep_id: str) -> Rep | None:

@@ -90,6 +90,9 @@ class Rule(BaseModel):
     fallback: Pool | None = None
 
 
+RULE_SET_READ_ONLY = frozenset({"version", "created_at", "created_by"})
+
+
 class RuleSet(BaseModel):
     """Rules are tried in order; the first whose conditions all hold and whose pool has an
     available rep wins. A role with no matching rule falls back to all reps of that role."""
@@ -98,6 +101,16 @@ class RuleSet(BaseModel):
 
     rules: list[Rule] = Field(max_length=500)
     default_sla_minutes: int = Field(default=30, ge=1, le=60 * 24 * 30)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ignore_read_only(cls, value: Any) -> Any:
+        # Contract v2: a body GET returned can be sent back; its read-only fields are
+        # ignored, not refused (any other unknown field still is).
+        # (Subclasses that carry those fields, like the GET answer, keep them.)
+        if cls is RuleSet and isinstance(value, dict):
+            return {k: v for k, v in value.items() if k not in RULE_SET_READ_ONLY}
+        return value
 
     @model_validator(mode="after")
     def _unique_ids(self) -> RuleSet:
