@@ -1,11 +1,13 @@
-"""deals' tables: deals, their stage and owner history, quotas, erased leads."""
+"""deals' tables: deals, their stage and owner history, quotas, erased leads, the SDRs'
+qualifications."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import Date, ForeignKey, Index, MetaData, String, text
+from sqlalchemy import JSON, Date, ForeignKey, Index, MetaData, String, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from leadflow_shared.db import Money, UtcDateTime
@@ -98,3 +100,19 @@ class ErasedLead(Base):
 
     lead_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     erased_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class LeadQualification(Base):
+    """The SDR's qualification of a lead (``lead.qualified``: framework, fields, notes), shown
+    on the lead's deals. Kept per lead, not per deal: ``leads.qualification`` and
+    ``leads.routing`` are different topics, so it may arrive before or after the deal opens.
+    The latest qualification wins; erasure deletes it."""
+
+    __tablename__ = "lead_qualifications"
+
+    lead_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    framework: Mapped[str] = mapped_column(String(20))
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON)
+    notes: Mapped[str | None] = mapped_column(String(5000))
+    qualified_by: Mapped[str] = mapped_column(String(100))
+    qualified_at: Mapped[datetime] = mapped_column(UtcDateTime)

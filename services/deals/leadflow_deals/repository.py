@@ -13,6 +13,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    delete,
     exists,
     insert,
     null,
@@ -23,7 +24,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow_deals.models import Deal, ErasedLead, OwnerChange, Quota, StageChange
+from leadflow_deals.models import (
+    Deal,
+    ErasedLead,
+    LeadQualification,
+    OwnerChange,
+    Quota,
+    StageChange,
+)
 from leadflow_deals.stages import OPEN_STAGES
 from leadflow_shared.ids import new_id
 
@@ -237,6 +245,30 @@ class DealRepository:
 
     async def is_erased(self, lead_id: str) -> bool:
         return await self.session.get(ErasedLead, lead_id) is not None
+
+    async def keep_qualification(self, values: dict[str, Any]) -> None:
+        """Store a lead's qualification; an older one than the stored never replaces it
+        (one statement: an upsert guarded by ``qualified_at``)."""
+        table = cast(Table, LeadQualification.__table__)
+        dialect = self.session.get_bind().dialect.name
+        stmt = _dialect_insert(dialect)(table).values(values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["lead_id"],
+            set_={
+                name: stmt.excluded[name]
+                for name in ("framework", "fields", "notes", "qualified_by", "qualified_at")
+            },
+            where=table.c.qualified_at <= stmt.excluded.qualified_at,
+        )
+        await self.session.execute(stmt)
+
+    async def qualification(self, lead_id: str) -> LeadQualification | None:
+        return await self.session.get(LeadQualification, lead_id)
+
+    async def forget_qualification(self, lead_id: str) -> None:
+        await self.session.execute(
+            delete(LeadQualification).where(LeadQualification.lead_id == lead_id)
+        )
 
 
 class QuotaRepository:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
 
@@ -90,9 +90,22 @@ class DealSummary(BaseModel):
     erased: bool
 
 
+class QualificationOut(BaseModel):
+    """The SDR's qualification of the deal's lead (``lead.qualified``)."""
+
+    framework: str
+    fields: dict[str, Any]
+    notes: str | None
+    qualified_by: str
+    qualified_at: datetime
+
+
 class DealOut(DealSummary):
     close_reason: str | None
     notes: str | None
+    qualification: QualificationOut | None = Field(
+        default=None, description="the SDR's qualification (BANT or MEDDIC); null if none"
+    )
     stage_history: list[StageChangeOut]
     owner_history: list[OwnerChangeOut]
 

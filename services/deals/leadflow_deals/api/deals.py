@@ -108,4 +108,9 @@ async def _owned_deal(
 async def _detail(session: AsyncSession, deal: Deal) -> DealOut:
     repo = DealRepository(session)
     await session.flush()
-    return deal_detail(deal, await repo.stage_history(deal.id), await repo.owner_history(deal.id))
+    return deal_detail(
+        deal,
+        await repo.stage_history(deal.id),
+        await repo.owner_history(deal.id),
+        await repo.qualification(deal.lead_id),
+    )

@@ -5,8 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import cast
 
-from leadflow_deals.models import Deal, OwnerChange, StageChange
-from leadflow_deals.schemas import DealOut, DealSummary, OwnerChangeOut, StageChangeOut
+from leadflow_deals.models import Deal, LeadQualification, OwnerChange, StageChange
+from leadflow_deals.schemas import (
+    DealOut,
+    DealSummary,
+    OwnerChangeOut,
+    QualificationOut,
+    StageChangeOut,
+)
 from leadflow_deals.stages import PROBABILITY
 from leadflow_shared.events.schemas import StageId
 
@@ -32,12 +38,24 @@ def deal_summary(deal: Deal) -> DealSummary:
 
 
 def deal_detail(
-    deal: Deal, stages: Sequence[StageChange], owners: Sequence[OwnerChange]
+    deal: Deal,
+    stages: Sequence[StageChange],
+    owners: Sequence[OwnerChange],
+    qualification: LeadQualification | None = None,
 ) -> DealOut:
     return DealOut(
         **deal_summary(deal).model_dump(),
         close_reason=deal.close_reason,
         notes=deal.notes,
+        qualification=None
+        if qualification is None
+        else QualificationOut(
+            framework=qualification.framework,
+            fields=qualification.fields,
+            notes=qualification.notes,
+            qualified_by=qualification.qualified_by,
+            qualified_at=qualification.qualified_at,
+        ),
         stage_history=[
             StageChangeOut(
                 from_stage=cast(StageId | None, s.from_stage),
