@@ -163,6 +163,10 @@ EngagementType = Literal[
     "demo_request",
     "form_submit",
     "trial_signup",
+    # Contract v2: a hand-raiser, and two that subtract in the default scoring rules.
+    "contact_sales",
+    "unsubscribe",
+    "email_bounce",
 ]
 
 
@@ -175,6 +179,12 @@ class EngagementIn(BaseModel):
     type: EngagementType
     occurred_at: datetime | None = None
     properties: dict[ShortText, CustomValue] = Field(default_factory=dict, max_length=50)
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        # Enumerated values are lower-case on the wire and accepted in any case.
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("occurred_at")
     @classmethod

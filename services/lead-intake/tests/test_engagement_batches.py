@@ -118,3 +118,22 @@ async def test_touches_attach_to_leads_from_a_csv_import(service: Service) -> No
             ).all()
         )
     assert topics == {"leads.engagement"}
+
+
+async def test_contract_v2_engagement_types_in_any_case(service: Service) -> None:
+    client, runtime = service
+    known = (await client.post("/v1/leads", json={"email": "v2@x.io"}, headers=WEB)).json()
+    r = await client.post(
+        "/v1/engagements",
+        json={
+            "events": [
+                {"lead_id": known["lead_id"], "type": kind}
+                for kind in ("contact_sales", "Unsubscribe", "EMAIL_BOUNCE", "trial_signup")
+            ]
+        },
+        headers=WEB,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted"] == 4
+    recorded = [e["type"] for e in await outbox_events(runtime, "engagement.recorded")]
+    assert recorded == ["contact_sales", "unsubscribe", "email_bounce", "trial_signup"]

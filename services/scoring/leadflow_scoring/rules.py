@@ -52,6 +52,8 @@ Scalar = Annotated[str, Field(min_length=1, max_length=200)] | int | float | boo
 EngagementTypeName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,49}$")]
 GradeName = Annotated[str, Field(pattern=r"^[A-Za-z0-9+\-]{1,10}$")]
 ScoreBound = Annotated[int, Field(ge=-10_000, le=10_000)]
+FitGradeName = Literal["A", "B", "C", "D"]
+EngagementLevel = Annotated[int, Field(ge=1, le=4)]
 
 
 class _Strict(BaseModel):
@@ -202,6 +204,14 @@ class ScoringRules(_Strict):
     )
     fit_grades: FitGrades = Field(default_factory=FitGrades)
     engagement_levels: EngagementLevels = Field(default_factory=EngagementLevels)
+    mql_matrix: dict[FitGradeName, EngagementLevel | None] | None = Field(
+        default=None,
+        description=(
+            "per fit grade (A-D), the lowest engagement level (1-4) that makes an MQL; null "
+            "or a grade left out: never by the matrix. When set, it replaces "
+            "mql_threshold as the MQL rule (hand-raisers still count)"
+        ),
+    )
 
 
 def default_rules() -> ScoringRules:

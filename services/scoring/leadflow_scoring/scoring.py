@@ -5,10 +5,11 @@ per engagement type, the type's points for each engagement, halved every ``half_
 of age, summed, rounded and capped. The explanation lists every factor that gave points
 and always sums to the score.
 
-The lead meets the MQL rule when its score reaches the threshold, or when it raised its
-hand (an engagement of a hand-raiser type, since its last recycle) and its fit grade is not
-D. ``fit_grade`` (A-D) grades the fit points, ``engagement_level`` (1-4) the engagement
-points, by the cut-offs of the rules.
+The lead meets the MQL rule when its score reaches the threshold (or, when the rules have
+an ``mql_matrix``, when its engagement level reaches the matrix's level for its fit grade),
+or when it raised its hand (an engagement of a hand-raiser type, since its last recycle)
+and its fit grade is not D. ``fit_grade`` (A-D) grades the fit points,
+``engagement_level`` (1-4) the engagement points, by the cut-offs of the rules.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ def score_lead(
     engagement = sum(f.points for f in engagement_factors)
     score = fit + engagement
     fit_grade = fit_grade_for(fit, rules.fit_grades)
+    level = engagement_level_for(engagement, rules.engagement_levels)
     hand_raisers = set(rules.hand_raisers)
     hand_raised = any(
         e.type in hand_raisers and (hand_raised_after is None or e.occurred_at > hand_raised_after)
@@ -114,12 +116,23 @@ def score_lead(
         fit=fit,
         engagement=engagement,
         grade=grade_for(score, rules.grades),
-        meets_threshold=score >= rules.mql_threshold or (hand_raised and fit_grade != "D"),
+        meets_threshold=meets_mql_rule(rules, score, fit_grade, level)
+        or (hand_raised and fit_grade != "D"),
         explanation=(*fit_factors, *engagement_factors),
         fit_grade=fit_grade,
-        engagement_level=engagement_level_for(engagement, rules.engagement_levels),
+        engagement_level=level,
         hand_raised=hand_raised,
     )
+
+
+def meets_mql_rule(rules: ScoringRules, score: int, fit_grade: str, level: int) -> bool:
+    """The rules' MQL rule without hand-raisers: the matrix of fit grade and engagement
+    level when the rules have one (``{"A": 1, "B": 3}``: A-fit with any engagement, B-fit
+    from level 3, C and D never), else the score threshold."""
+    if rules.mql_matrix is None:
+        return score >= rules.mql_threshold
+    lowest = rules.mql_matrix.get(fit_grade)  # type: ignore[call-overload]
+    return lowest is not None and level >= lowest
 
 
 def fit_grade_for(fit: int, grades: FitGrades) -> str:

@@ -387,3 +387,80 @@ def test_fit_grade_and_engagement_level_follow_the_rules() -> None:
     )
     result = score_lead(FitProfile(company="Acme"), [], r, NOW)
     assert (result.fit_grade, result.engagement_level) == ("A", 1)
+
+
+def _matrix_rules(matrix: dict[str, int | None] | None) -> ScoringRules:
+    document = {
+        **rules(
+            fit=[
+                {"factor": "big", "field": "employees", "op": "gte", "value": 1000, "points": 55},
+                {"factor": "mid", "field": "employees", "op": "gte", "value": 100, "points": 20},
+            ],
+            types={"page_view": {"points": 1}, "pricing_page_view": {"points": 15}},
+        ).model_dump(mode="json"),
+        "mql_matrix": matrix,
+    }
+    return ScoringRules.model_validate(document)
+
+
+@pytest.mark.parametrize(
+    ("employees", "views", "pricing", "mql"),
+    [
+        (5000, 0, 0, True),  # A fit (75 points), engagement level 1: "A with any engagement"
+        (200, 0, 2, False),  # C fit (20), level 3 (30 points): C needs level 4
+        (200, 0, 4, True),  # C fit, level 4 (60 points)
+        (10, 0, 10, False),  # D fit: never by the matrix, whatever the engagement
+    ],
+)
+def test_the_mql_matrix_decides_instead_of_the_threshold(
+    employees: int, views: int, pricing: int, mql: bool
+) -> None:
+    matrix = _matrix_rules({"A": 1, "B": 3, "C": 4, "D": None})
+    profile = FitProfile(employees=employees)
+    facts = [
+        *engagements("page_view", *[0] * views),
+        *engagements("pricing_page_view", *[0] * pricing),
+    ]
+    result = score_lead(profile, facts, matrix, NOW)
+    assert result.meets_threshold is mql
+    # Without the matrix the same leads follow the score threshold (50).
+    plain = score_lead(profile, facts, _matrix_rules(None), NOW)
+    assert plain.meets_threshold is (plain.score >= 50)
+
+
+def test_a_grade_left_out_of_the_matrix_never_qualifies_by_it() -> None:
+    only_a = _matrix_rules({"A": 2})
+    result = score_lead(FitProfile(employees=5000), [], only_a, NOW)  # A, level 1
+    assert result.fit_grade == "A" and result.engagement_level == 1
+    assert not result.meets_threshold
+    assert score_lead(
+        FitProfile(employees=5000), engagements("pricing_page_view", 0), only_a, NOW
+    ).meets_threshold
+
+
+@pytest.mark.parametrize("bad", [{"A": 0}, {"A": 5}, {"E": 1}, {"a": 1}, {"A": "1"}])
+def test_the_mql_matrix_is_validated(bad: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="mql_matrix"):
+        _matrix_rules(bad)
+
+
+def test_unsubscribe_and_bounce_subtract_under_the_default_rules() -> None:
+    profile = FitProfile(employees=500, title="VP Sales", country="US", company="Acme")
+    base = score_lead(profile, engagements("pricing_page_view", 0), DEFAULT, NOW)
+    gone = score_lead(
+        profile,
+        [*engagements("pricing_page_view", 0), *engagements("unsubscribe", 0)],
+        DEFAULT,
+        NOW,
+    )
+    bounced = score_lead(
+        profile,
+        [*engagements("pricing_page_view", 0), *engagements("email_bounce", 0, 0, 0)],
+        DEFAULT,
+        NOW,
+    )
+    assert gone.score == base.score - 20
+    assert explained(gone)["engagement: unsubscribe x1"] == -20
+    assert bounced.score == base.score - 20  # -10 each, capped at -20
+    assert_explanation_sums(gone)
+    assert_explanation_sums(bounced)
