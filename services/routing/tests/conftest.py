@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -12,9 +12,11 @@ import pytest
 from leadflow_routing.configuration import ROUTING_CONFIG
 from leadflow_routing.main import create_app
 from leadflow_routing.settings import RoutingSettings
+from leadflow_shared.events import LeadCaptured, LeadScored
+from leadflow_shared.ids import new_id, utcnow
 from leadflow_shared.service import ServiceRuntime
 from leadflow_shared.settings import DEV_JWT_SECRET
-from leadflow_shared.testing import running_service
+from leadflow_shared.testing import deliver, running_service
 
 PG_ADMIN = os.environ.get("LEADFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -79,3 +81,45 @@ async def any_service(
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield client, runtime
     await runtime.db.dispose()
+
+
+DeliverMqls = Callable[..., Awaitable[list[str]]]
+
+
+@pytest.fixture
+def deliver_mqls() -> DeliverMqls:
+    """``await deliver_mqls(runtime, n, country="US")``: n new leads captured and scored as
+    MQLs through routing's handlers, one event at a time; returns their ids."""
+
+    async def _deliver(runtime: ServiceRuntime, n: int, country: str = "US") -> list[str]:
+        ids = []
+        for _ in range(n):
+            lead_id = new_id()
+            await deliver(
+                runtime,
+                LeadCaptured(
+                    lead_id=lead_id,
+                    email="x@y.io",
+                    country=country,
+                    company="Acme",
+                    captured_at=utcnow(),
+                ),
+            )
+            await deliver(
+                runtime,
+                LeadScored(
+                    lead_id=lead_id,
+                    score=70,
+                    fit=60,
+                    engagement=10,
+                    grade="B",
+                    mql=True,
+                    became_mql=True,
+                    rules_version=1,
+                    scored_at=utcnow(),
+                ),
+            )
+            ids.append(lead_id)
+        return ids
+
+    return _deliver

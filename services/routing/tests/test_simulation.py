@@ -11,10 +11,9 @@ import httpx
 import pytest
 
 from leadflow_routing.simulation import gini, spread
-from leadflow_shared.events import LeadCaptured, LeadScored
-from leadflow_shared.ids import new_id, utcnow
+from leadflow_shared.ids import utcnow
 from leadflow_shared.service import ServiceRuntime
-from leadflow_shared.testing import auth_header, deliver
+from leadflow_shared.testing import auth_header
 
 Service = tuple[httpx.AsyncClient, ServiceRuntime]
 MANAGER = auth_header("manager", "maya")
@@ -34,34 +33,6 @@ async def _rep(client: httpx.AsyncClient, rep_id: str, role: str = "sdr", **extr
     assert r.status_code == 201, r.text
 
 
-async def _mqls(runtime: ServiceRuntime, n: int) -> list[str]:
-    ids = []
-    for _ in range(n):
-        lead_id = new_id()
-        await deliver(
-            runtime,
-            LeadCaptured(
-                lead_id=lead_id, email="x@y.io", country="US", company="Acme", captured_at=utcnow()
-            ),
-        )
-        await deliver(
-            runtime,
-            LeadScored(
-                lead_id=lead_id,
-                score=70,
-                fit=60,
-                engagement=10,
-                grade="B",
-                mql=True,
-                became_mql=True,
-                rules_version=1,
-                scored_at=utcnow(),
-            ),
-        )
-        ids.append(lead_id)
-    return ids
-
-
 async def _simulate(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
     r = await client.post("/v1/routing/simulate", json=body, headers=MANAGER)
     assert r.status_code == 200, r.text
@@ -69,11 +40,13 @@ async def _simulate(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str
     return result
 
 
-async def test_draft_reps_change_who_gets_what_and_fairness_per_pool(service: Service) -> None:
+async def test_draft_reps_change_who_gets_what_and_fairness_per_pool(
+    service: Service, deliver_mqls: Any
+) -> None:
     client, runtime = service
     await _rep(client, "ana")
     await _rep(client, "ben")
-    await _mqls(runtime, 6)  # round robin: ana 3, ben 3
+    await deliver_mqls(runtime, 6)  # round robin: ana 3, ben 3
     rules = (await client.get("/v1/routing/rules", headers=MANAGER)).json()
     assert "version" in rules and "created_at" in rules  # sent back as GET gave it
     reps = (await client.get("/v1/reps", headers=MANAGER)).json()
@@ -109,10 +82,12 @@ async def test_draft_reps_change_who_gets_what_and_fairness_per_pool(service: Se
     assert "dan" not in after and after["ben"]["active"] is True
 
 
-async def test_capacity_breaches_and_leads_nobody_could_take(service: Service) -> None:
+async def test_capacity_breaches_and_leads_nobody_could_take(
+    service: Service, deliver_mqls: Any
+) -> None:
     client, runtime = service
     await _rep(client, "ana")
-    await _mqls(runtime, 4)  # ana gets all 4 today
+    await deliver_mqls(runtime, 4)  # ana gets all 4 today
     draft = {
         "rules": {"rules": [{"id": "ana-only", "role": "sdr", "pool": {"reps": ["ana"]}}]},
         "reps": [{"id": "ana", "capacity_per_day": 1}],
@@ -125,10 +100,10 @@ async def test_capacity_breaches_and_leads_nobody_could_take(service: Service) -
     assert breach["turned_away_under_draft"] == 3 and breach["actual_over_capacity"] is True
 
 
-async def test_period_roles_and_bad_input(service: Service) -> None:
+async def test_period_roles_and_bad_input(service: Service, deliver_mqls: Any) -> None:
     client, runtime = service
     await _rep(client, "ana")
-    await _mqls(runtime, 2)
+    await deliver_mqls(runtime, 2)
     rules = {"rules": [{"id": "all", "role": "sdr"}]}
     later = (utcnow() + timedelta(hours=1)).isoformat()
     assert (await _simulate(client, {"rules": rules, "from": later}))["leads"] == 0
