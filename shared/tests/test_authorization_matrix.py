@@ -117,6 +117,7 @@ MATRIX: dict[tuple[str, str, str], str] = {
     ("scoring", "GET", "/v1/scores/{lead_id}"):          "ok  ok      ok   ok   ok   ok    403",
     ("scoring", "GET", "/v1/scoring/rules"):             "ok  ok      ok   ok   ok   ok    -",
     ("scoring", "PUT", "/v1/scoring/rules"):             "ok  ok      403  403  403  403   -",
+    ("scoring", "POST", "/v1/scoring/rules/preview"):    "ok  ok      403  403  403  403   -",
 
     ("routing", "POST", "/v1/reps"):                     "ok  ok      403  403  403  403   -",
     ("routing", "GET", "/v1/reps"):                      "ok  ok      ok   ok   ok   ok    -",
@@ -236,6 +237,7 @@ BODIES: dict[tuple[str, str, str], dict[str, Any]] = {
         "redirect_url": "https://www.example.com/thanks",
     },
     ("scoring", "PUT", "/v1/scoring/rules"): {},  # 422 (admitted) is enough
+    ("scoring", "POST", "/v1/scoring/rules/preview"): {},  # 422 (admitted) is enough
     ("routing", "POST", "/v1/reps"): {
         "id": "new-rep",
         "name": "New",
