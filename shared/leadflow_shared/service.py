@@ -12,11 +12,18 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
 from typing import Annotated, Any, Literal
 
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import MetaData
@@ -24,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow_shared import failpoints
 from leadflow_shared.db import Database
-from leadflow_shared.errors import RejectNulInPath, install_error_handlers
+from leadflow_shared.errors import NotFound, RejectNulInPath, install_error_handlers
 from leadflow_shared.messaging import (
     EventConsumer,
     HandlerRegistry,
@@ -221,6 +228,10 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         description=spec.description,
         version="1.0.0",
         lifespan=lifespan,
+        # Served by _docs_router from bundled assets: FastAPI's pages load theirs from a CDN
+        # and are blank offline.
+        docs_url=None,
+        redoc_url=None,
     )
     db = Database(settings.database_url)
     app.state.runtime = ServiceRuntime(
@@ -230,9 +241,69 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     app.add_middleware(RejectNulInPath)
     install_error_handlers(app)
     app.include_router(_health_router())
+    app.include_router(_docs_router(app.title))
     for router in spec.routers:
         app.include_router(router)
     return app
+
+
+# The API pages' assets, from the fastapi-offline wheel (Swagger UI and ReDoc builds, MIT).
+_DOCS_ASSETS: dict[str, str] = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+    "redoc.standalone.js": "text/javascript",
+    "favicon.png": "image/png",
+}
+_ASSETS = "/docs/assets"
+
+
+@cache
+def _docs_asset(name: str) -> bytes:
+    return resources.files("fastapi_offline").joinpath("static", name).read_bytes()
+
+
+def _docs_router(title: str) -> APIRouter:
+    """``/docs`` (Swagger UI) and ``/redoc`` with their scripts served by the service itself:
+    nothing is fetched from outside, so the pages work on a machine without internet."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/docs")
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{title} — API",
+            swagger_js_url=f"{_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{_ASSETS}/favicon.png",
+            oauth2_redirect_url="/docs/oauth2-redirect",
+        )
+
+    @router.get("/docs/oauth2-redirect")
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @router.get("/redoc")
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title=f"{title} — API",
+            redoc_js_url=f"{_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
+
+    @router.get(_ASSETS + "/{name}")
+    async def docs_asset(name: str) -> Response:
+        media_type = _DOCS_ASSETS.get(name)
+        if media_type is None:
+            raise NotFound(f"no asset {name}")
+        return Response(
+            _docs_asset(name),
+            media_type=media_type,
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
+
+    return router
 
 
 def _health_router() -> APIRouter:

@@ -90,6 +90,7 @@ PUBLIC: set[tuple[str, str, str]] = {
             "/openapi.json",
             "/docs",
             "/docs/oauth2-redirect",
+            "/docs/assets/{name}",
             "/redoc",
         )
     ),
