@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow_scoring.models import messaging
 from leadflow_scoring.repository import LeadRepository
 from leadflow_scoring.rescoring import Rescore, rescore_leads
-from leadflow_scoring.scoring import PROFILE_FIELDS, EngagementFact, FitProfile
+from leadflow_scoring.scoring import EngagementFact, profile_of
 from leadflow_shared.events import (
     AccountAssigned,
     CloudEvent,
@@ -51,7 +51,7 @@ async def _store_profiles_and_rescore(
     rescores = [
         Rescore(
             data.lead_id,
-            FitProfile(**{name: getattr(data, name) for name in PROFILE_FIELDS}),
+            profile_of(data),
             traceparent=event.traceparent,
         )
         for event, data in items

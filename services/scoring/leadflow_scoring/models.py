@@ -40,6 +40,14 @@ class LeadProfileRow(Base):
     consent_marketing: Mapped[bool] = mapped_column(Boolean, default=False)
     utm: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     custom: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Domain signals (contract v2), see scoring.FitProfile; migration d5f9b3a70006.
+    domain: Mapped[str | None] = mapped_column(String(253))
+    free_mail: Mapped[bool] = mapped_column(Boolean, default=False)
+    disposable: Mapped[bool] = mapped_column(Boolean, default=False)
+    role_account: Mapped[bool] = mapped_column(Boolean, default=False)
+    seniority: Mapped[str | None] = mapped_column(String(20))
+    function: Mapped[str | None] = mapped_column(String(50))
+    account_match: Mapped[str | None] = mapped_column(String(10))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 

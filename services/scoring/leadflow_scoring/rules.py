@@ -35,6 +35,14 @@ PROFILE_FIELD_KINDS: dict[str, FieldKind] = {
     "utm.campaign": "text",
     "utm.term": "text",
     "utm.content": "text",
+    # Domain signals from capture (contract v2).
+    "domain": "text",
+    "free_mail": "bool",
+    "disposable": "bool",
+    "role_account": "bool",
+    "seniority": "text",
+    "function": "text",
+    "account_match": "text",
 }
 # ``custom.<key>`` reaches the lead's custom fields, whose values may be of any kind.
 CUSTOM_FIELD = re.compile(r"^custom\.[A-Za-z0-9_\-]{1,100}$")

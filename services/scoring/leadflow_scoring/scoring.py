@@ -49,6 +49,16 @@ class FitProfile:
     consent_marketing: bool = False
     utm: Mapping[str, str] = field(default_factory=dict)
     custom: Mapping[str, Any] = field(default_factory=dict)
+    # Domain signals derived by lead-intake at capture (contract v2), for fit rules:
+    # registrable domain, free-mail / disposable / role address, seniority and function
+    # from the title, and how the lead matched a known account ("domain", "name" or None).
+    domain: str | None = None
+    free_mail: bool = False
+    disposable: bool = False
+    role_account: bool = False
+    seniority: str | None = None
+    function: str | None = None
+    account_match: str | None = None
 
     def value_of(self, name: str) -> object:
         """The value of a rule's field name (``utm.source``, ``custom.plan``, ``title``)."""
@@ -62,6 +72,24 @@ class FitProfile:
 
 # The profile fields scoring keeps, in the read model and in its events alike.
 PROFILE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(FitProfile))
+_FLAGS = ("free_mail", "disposable", "role_account")
+
+
+def profile_of(data: Any) -> FitProfile:
+    """The fit profile a ``lead.captured`` / ``merged`` / ``updated`` event carries (older
+    events without the domain signals give their defaults)."""
+    values: dict[str, Any] = {
+        name: getattr(data, name, None)
+        for name in PROFILE_FIELDS
+        if name not in _FLAGS and name != "account_match"
+    }
+    values.update({name: bool(getattr(data, name, None)) for name in _FLAGS})
+    account = getattr(data, "account", None)
+    values["account_match"] = account.match if account is not None else None
+    values["consent_marketing"] = bool(values.get("consent_marketing"))
+    values["utm"] = values.get("utm") or {}
+    values["custom"] = values.get("custom") or {}
+    return FitProfile(**values)
 
 
 @dataclass(frozen=True)
