@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +94,8 @@ class Database:
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                inline = _inline_wanted()  # a file: a memory database has one connection
             kwargs["connect_args"] = {"timeout": 30}
-            inline = bool(parsed.database) and parsed.database != ":memory:" and _inline_wanted()
         else:
             # No pre-ping: it costs a round trip per checkout; a connection that died is
             # invalidated when it fails and the boundary's retry gets a fresh one.
@@ -112,7 +113,9 @@ class Database:
             self.engine: AsyncEngine = create_async_engine(
                 url, async_creator=inline_creator(parsed.database), **inline_kwargs
             )
-            event.listen(self.engine.sync_engine, "connect", _sqlite_inline_pragmas)
+            # No busy wait inside SQLite on the loop's thread: it would stall every task;
+            # sqlite_inline waits with asyncio.sleep instead.
+            event.listen(self.engine.sync_engine, "connect", partial(_sqlite_pragmas, busy_ms=0))
             event.listen(self.off_loop_engine.sync_engine, "connect", _sqlite_pragmas)
         else:
             self.engine = self.off_loop_engine
@@ -205,21 +208,12 @@ def _inline_wanted() -> bool:
     )
 
 
-def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+def _sqlite_pragmas(
+    dbapi_connection: Any, connection_record: Any, *, busy_ms: int = 30_000
+) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
-
-
-def _sqlite_inline_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
-    """As :func:`_sqlite_pragmas`, with no busy wait inside SQLite: on the loop's thread
-    it would stall every task; :mod:`leadflow_shared.sqlite_inline` waits instead."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=0")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()

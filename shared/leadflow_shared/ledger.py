@@ -17,8 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from leadflow_shared.messaging.offsets import high_watermarks
+
+# The consumer's counter of events taken from Kafka (messaging.consumer.CONSUMED).
+CONSUMED_METRIC = "leadflow_events_consumed_total"
 
 
 @dataclass
@@ -137,13 +141,9 @@ def consumer_groups(metrics_text: str) -> dict[str, set[str]]:
     (``leadflow_events_consumed_total{consumer=..., topic=...}``): each group's own topics,
     so a lag check asks about those and not about every topic of the system."""
     groups: dict[str, set[str]] = {}
-    for line in metrics_text.splitlines():
-        if not line.startswith("leadflow_events_consumed_total{"):
-            continue
-        labels: dict[str, str] = {}
-        for part in line[line.index("{") + 1 : line.rindex("}")].split('",'):
-            key, _, value = part.partition('="')
-            labels[key.strip(", ")] = value.rstrip('"')
-        if "consumer" in labels and "topic" in labels:
-            groups.setdefault(labels["consumer"], set()).add(labels["topic"])
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            labels = sample.labels
+            if sample.name == CONSUMED_METRIC and "consumer" in labels and "topic" in labels:
+                groups.setdefault(labels["consumer"], set()).add(labels["topic"])
     return groups

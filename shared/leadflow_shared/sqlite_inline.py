@@ -162,15 +162,8 @@ class InlineConnection:
     def isolation_level(self, value: Any) -> None:
         self._conn.isolation_level = value
 
-    @property
-    def in_transaction(self) -> bool:
-        return self._conn.in_transaction
-
     def cursor(self) -> InlineCursor:
         return InlineCursor(self._conn.cursor(), self._timeout_s)
-
-    async def execute(self, sql: str, parameters: Any = None) -> InlineCursor:
-        return await self.cursor().execute(sql, parameters)
 
     async def commit(self) -> None:
         await _retry_busy(self._conn.commit, self._timeout_s)

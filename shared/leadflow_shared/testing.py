@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,8 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from leadflow_shared.auth import mint_token
-from leadflow_shared.events import CloudEvent, EventData
-from leadflow_shared.ids import new_id
+from leadflow_shared.events import CloudEvent, EventData, LeadScored
+from leadflow_shared.ids import new_id, utcnow
 from leadflow_shared.messaging.consumer import Delivered, apply_batch
 from leadflow_shared.service import ServiceRuntime
 from leadflow_shared.settings import DEV_JWT_SECRET
@@ -104,3 +105,20 @@ async def outbox_events(
     async with runtime.db.transaction() as session:
         rows = (await session.execute(query)).all()
     return [dict(row.payload, _type=row.event_type) for row in rows]
+
+
+def mql_scored(lead_id: str, *, at: datetime | None = None, **changes: Any) -> LeadScored:
+    """A ``lead.scored`` that makes the lead an MQL (score 70, fit 60, grade B, first
+    crossing), as scoring would send it at ``at`` (default now); ``changes`` override."""
+    values: dict[str, Any] = {
+        "lead_id": lead_id,
+        "score": 70,
+        "fit": 60,
+        "engagement": 10,
+        "grade": "B",
+        "mql": True,
+        "became_mql": True,
+        "rules_version": 1,
+        "scored_at": at or utcnow(),
+    }
+    return LeadScored(**{**values, **changes})

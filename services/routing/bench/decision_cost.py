@@ -35,7 +35,7 @@ from leadflow_shared.events import CloudEvent, EventData, LeadCaptured, LeadScor
 from leadflow_shared.ids import new_id, utcnow
 from leadflow_shared.service import ServiceRuntime
 from leadflow_shared.settings import DEV_JWT_SECRET
-from leadflow_shared.testing import auth_header
+from leadflow_shared.testing import auth_header, mql_scored
 
 PG_ADMIN = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 MANAGER = auth_header("manager", "bench")
@@ -85,17 +85,7 @@ async def _deliver_batch(runtime: ServiceRuntime, events: list[EventData]) -> No
 
 
 def _scored(lead_id: str) -> LeadScored:
-    return LeadScored(
-        lead_id=lead_id,
-        score=70,
-        fit=60,
-        engagement=10,
-        grade="B",
-        mql=True,
-        became_mql=True,
-        rules_version=1,
-        scored_at=utcnow(),
-    )
+    return mql_scored(lead_id)
 
 
 async def run(database: str, decisions: int, batch: int, history: int) -> dict[str, Any]:

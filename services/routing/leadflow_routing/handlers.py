@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -126,9 +127,7 @@ async def on_captured(
     in_session = {
         key[1][0] for key in session.sync_session.identity_map.keys() if key[0] is RoutedLead
     }
-    seen: dict[str, int] = {}
-    for _, data in events:
-        seen[data.lead_id] = seen.get(data.lead_id, 0) + 1
+    seen = Counter(data.lead_id for _, data in events)
     now = utcnow()
     new_rows: list[dict[str, object]] = []
     updates: list[dict[str, object]] = []

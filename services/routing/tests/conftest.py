@@ -12,11 +12,11 @@ import pytest
 from leadflow_routing.configuration import ROUTING_CONFIG
 from leadflow_routing.main import create_app
 from leadflow_routing.settings import RoutingSettings
-from leadflow_shared.events import LeadCaptured, LeadScored
+from leadflow_shared.events import LeadCaptured
 from leadflow_shared.ids import new_id, utcnow
 from leadflow_shared.service import ServiceRuntime
 from leadflow_shared.settings import DEV_JWT_SECRET
-from leadflow_shared.testing import deliver, running_service
+from leadflow_shared.testing import deliver, mql_scored, running_service
 
 PG_ADMIN = os.environ.get("LEADFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -107,17 +107,7 @@ def deliver_mqls() -> DeliverMqls:
             )
             await deliver(
                 runtime,
-                LeadScored(
-                    lead_id=lead_id,
-                    score=70,
-                    fit=60,
-                    engagement=10,
-                    grade="B",
-                    mql=True,
-                    became_mql=True,
-                    rules_version=1,
-                    scored_at=utcnow(),
-                ),
+                mql_scored(lead_id),
             )
             ids.append(lead_id)
         return ids

@@ -14,11 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow_routing.models import RoutedLead
 from leadflow_routing.rules.document import Condition
 from leadflow_routing.rules.matching import condition_holds
-from leadflow_shared.events import CloudEvent, EventData, LeadCaptured, LeadScored
+from leadflow_shared.events import CloudEvent, EventData, LeadCaptured
 from leadflow_shared.events.schemas import AccountMatch
 from leadflow_shared.ids import new_id, utcnow
 from leadflow_shared.service import ServiceRuntime
-from leadflow_shared.testing import auth_header
+from leadflow_shared.testing import auth_header, mql_scored
 
 Service = tuple[httpx.AsyncClient, ServiceRuntime]
 MANAGER = auth_header("manager", "maya")
@@ -61,17 +61,7 @@ async def _mql(runtime: ServiceRuntime, owner: str | None, *, account: bool = Tr
             captured_at=utcnow(),
             account=match,
         ),
-        LeadScored(
-            lead_id=lead_id,
-            score=70,
-            fit=60,
-            engagement=10,
-            grade="B",
-            mql=True,
-            became_mql=True,
-            rules_version=1,
-            scored_at=utcnow(),
-        ),
+        mql_scored(lead_id),
     ]
     assert runtime.spec.handlers is not None
     async with runtime.db.transaction() as session:

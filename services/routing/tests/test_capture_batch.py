@@ -15,7 +15,13 @@ from leadflow_routing.models import RoutedLead
 from leadflow_shared.events import LeadCaptured, LeadErased, LeadScored
 from leadflow_shared.ids import new_id, utcnow
 from leadflow_shared.service import ServiceRuntime
-from leadflow_shared.testing import auth_header, deliver, deliver_batch, outbox_events
+from leadflow_shared.testing import (
+    auth_header,
+    deliver,
+    deliver_batch,
+    mql_scored,
+    outbox_events,
+)
 
 Service = tuple[httpx.AsyncClient, ServiceRuntime]
 MANAGER = auth_header("manager", "maya")
@@ -34,18 +40,7 @@ def _captured(lead_id: str, country: str, company: str, **extra: Any) -> LeadCap
 
 
 def _scored(lead_id: str) -> LeadScored:
-    return LeadScored(
-        lead_id=lead_id,
-        score=80,
-        fit=60,
-        engagement=20,
-        grade="A",
-        mql=True,
-        became_mql=True,
-        rules_version=1,
-        scored_at=utcnow(),
-        fit_grade="A",
-    )
+    return mql_scored(lead_id, score=80, engagement=20, grade="A", fit_grade="A")
 
 
 async def _leads(runtime: ServiceRuntime) -> dict[str, Any]:

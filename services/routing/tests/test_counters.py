@@ -24,11 +24,10 @@ from leadflow_shared.events import (
     DealWon,
     EventData,
     LeadCaptured,
-    LeadScored,
 )
 from leadflow_shared.ids import new_id, utcnow
 from leadflow_shared.service import ServiceRuntime
-from leadflow_shared.testing import auth_header
+from leadflow_shared.testing import auth_header, mql_scored
 
 Service = tuple[httpx.AsyncClient, ServiceRuntime]
 MANAGER = auth_header("manager", "maya")
@@ -55,17 +54,7 @@ def _mql_events(lead_id: str, country: str = "US") -> list[EventData]:
         LeadCaptured(
             lead_id=lead_id, email="x@y.io", country=country, company="Acme", captured_at=utcnow()
         ),
-        LeadScored(
-            lead_id=lead_id,
-            score=70,
-            fit=60,
-            engagement=10,
-            grade="B",
-            mql=True,
-            became_mql=True,
-            rules_version=1,
-            scored_at=utcnow(),
-        ),
+        mql_scored(lead_id),
     ]
 
 

@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-from leadflow_shared.events import LeadCaptured, LeadScored
+from leadflow_shared.events import LeadCaptured
 from leadflow_shared.ids import new_id, utcnow
 from leadflow_shared.service import ServiceRuntime
-from leadflow_shared.testing import auth_header, deliver
+from leadflow_shared.testing import auth_header, deliver, mql_scored
 
 Service = tuple[httpx.AsyncClient, ServiceRuntime]
 MANAGER = auth_header("manager", "maya")
@@ -31,17 +31,7 @@ async def _mql(runtime: ServiceRuntime) -> str:
     await deliver(runtime, LeadCaptured(lead_id=lead_id, email="x@y.io", captured_at=utcnow()))
     await deliver(
         runtime,
-        LeadScored(
-            lead_id=lead_id,
-            score=70,
-            fit=60,
-            engagement=10,
-            grade="B",
-            mql=True,
-            became_mql=True,
-            rules_version=1,
-            scored_at=utcnow(),
-        ),
+        mql_scored(lead_id),
     )
     return lead_id
 

@@ -12,7 +12,7 @@ from leadflow_routing.sla import SlaTimer
 from leadflow_shared.events import DealCreated, DealWon, LeadCaptured, LeadErased, LeadScored
 from leadflow_shared.ids import new_id, utcnow
 from leadflow_shared.service import ServiceRuntime
-from leadflow_shared.testing import auth_header, deliver, outbox_events
+from leadflow_shared.testing import auth_header, deliver, mql_scored, outbox_events
 
 Service = tuple[httpx.AsyncClient, ServiceRuntime]
 MANAGER = auth_header("manager", "maya")
@@ -57,17 +57,7 @@ async def _mql(runtime: ServiceRuntime, country: str = "US") -> str:
     )
     await deliver(
         runtime,
-        LeadScored(
-            lead_id=lead_id,
-            score=70,
-            fit=60,
-            engagement=10,
-            grade="B",
-            mql=True,
-            became_mql=True,
-            rules_version=1,
-            scored_at=utcnow(),
-        ),
+        mql_scored(lead_id),
     )
     return lead_id
 

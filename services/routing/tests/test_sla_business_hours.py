@@ -13,10 +13,10 @@ import pytest
 from leadflow_routing import handlers, sla
 from leadflow_routing.sla import SlaTimer
 from leadflow_routing.team.availability import business_deadline
-from leadflow_shared.events import LeadCaptured, LeadScored
+from leadflow_shared.events import LeadCaptured
 from leadflow_shared.ids import new_id
 from leadflow_shared.service import ServiceRuntime
-from leadflow_shared.testing import auth_header, deliver, outbox_events
+from leadflow_shared.testing import auth_header, deliver, mql_scored, outbox_events
 
 Service = tuple[httpx.AsyncClient, ServiceRuntime]
 MANAGER = auth_header("manager", "maya")
@@ -82,17 +82,7 @@ async def _mql(runtime: ServiceRuntime, country: str, at: datetime) -> str:
     )
     await deliver(
         runtime,
-        LeadScored(
-            lead_id=lead_id,
-            score=70,
-            fit=60,
-            engagement=10,
-            grade="B",
-            mql=True,
-            became_mql=True,
-            rules_version=1,
-            scored_at=at,
-        ),
+        mql_scored(lead_id, at=at),
     )
     return lead_id
 

@@ -101,14 +101,15 @@ async def preview(
                             "draft": _view(draft_result),
                         }
                     )
-    more = await session.scalar(
-        select(LeadProfileRow.lead_id).where(LeadProfileRow.lead_id > after).limit(1)
-        if after is not None
-        else select(LeadProfileRow.lead_id).limit(0)
+    more = after is not None and (
+        await session.scalar(
+            select(LeadProfileRow.lead_id).where(LeadProfileRow.lead_id > after).limit(1)
+        )
+        is not None
     )
     return {
         "leads": leads,
-        "complete": more is None,
+        "complete": not more,
         "rules_version": in_force.version,
         "at": now,
         "current": current.out(),

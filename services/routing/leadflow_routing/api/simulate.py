@@ -20,13 +20,13 @@ from leadflow_routing.team.schemas import RepPatch, RepRole
 from leadflow_shared.auth import Principal, require_roles
 from leadflow_shared.errors import InvalidInput
 from leadflow_shared.service import SessionDep
-from leadflow_shared.validation import Identifier
+from leadflow_shared.validation import READ_ONLY_FIELDS, Identifier, without_read_only
 
 router = APIRouter(prefix="/v1/routing/simulate", tags=["rules"])
 Manager = Annotated[Principal, Depends(require_roles("manager"))]
 SimulatedRole = Literal["sdr", "ae"]
 # What GET /v1/reps returns but a draft change cannot set: ignored, not refused.
-_REP_READ_ONLY = ("name", "email", "created_at", "updated_at")
+_REP_READ_ONLY = READ_ONLY_FIELDS | {"name", "email"}
 
 
 class DraftRep(RepPatch):
@@ -42,8 +42,8 @@ class DraftRep(RepPatch):
     @model_validator(mode="before")
     @classmethod
     def _ignore_read_only(cls, value: Any) -> Any:
+        value = without_read_only(value, _REP_READ_ONLY)
         if isinstance(value, dict):
-            value = {k: v for k, v in value.items() if k not in _REP_READ_ONLY}
             if isinstance(value.get("role"), str):
                 value["role"] = value["role"].lower()
             # GET shows the v1 flag and the periods side by side; as a draft, the periods
@@ -88,6 +88,9 @@ class SimulationRequest(BaseModel):
         return self
 
 
+_REP_VIEW_FIELDS = frozenset(f.name for f in dataclasses.fields(RepView))
+
+
 def apply_drafts(reps: list[RepView], drafts: list[DraftRep]) -> list[RepView]:
     """The directory with the draft changes applied (nothing is stored)."""
     by_id = {rep.id: rep for rep in reps}
@@ -103,8 +106,7 @@ def apply_drafts(reps: list[RepView], drafts: list[DraftRep]) -> list[RepView]:
             changes["out_of_office_periods"] = tuple(
                 Absence(p.start, p.end, p.reason) for p in draft.out_of_office_periods or []
             )
-        known = {f.name for f in dataclasses.fields(RepView)}
-        changes = {k: v for k, v in changes.items() if k in known}
+        changes = {k: v for k, v in changes.items() if k in _REP_VIEW_FIELDS}
         current = by_id.get(draft.id)
         if current is None:
             if draft.role is None:

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from leadflow_shared.validation import Identifier, Name, ShortText
+from leadflow_shared.validation import Identifier, Name, ShortText, without_read_only
 
 Role = Literal["sdr", "ae", "am"]
 Rotation = Literal["round_robin", "weighted", "load_balanced"]
@@ -90,9 +90,6 @@ class Rule(BaseModel):
     fallback: Pool | None = None
 
 
-RULE_SET_READ_ONLY = frozenset({"version", "created_at", "created_by"})
-
-
 class RuleSet(BaseModel):
     """Rules are tried in order; the first whose conditions all hold and whose pool has an
     available rep wins. A role with no matching rule falls back to all reps of that role."""
@@ -105,12 +102,8 @@ class RuleSet(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _ignore_read_only(cls, value: Any) -> Any:
-        # Contract v2: a body GET returned can be sent back; its read-only fields are
-        # ignored, not refused (any other unknown field still is).
-        # (Subclasses that carry those fields, like the GET answer, keep them.)
-        if cls is RuleSet and isinstance(value, dict):
-            return {k: v for k, v in value.items() if k not in RULE_SET_READ_ONLY}
-        return value
+        # Subclasses that carry those fields, like the GET answer, keep them.
+        return without_read_only(value) if cls is RuleSet else value
 
     @model_validator(mode="after")
     def _unique_ids(self) -> RuleSet:

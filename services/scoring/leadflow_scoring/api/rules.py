@@ -14,6 +14,7 @@ from leadflow_scoring.schemas import RulesVersionOut
 from leadflow_shared.auth import CurrentPrincipal, Principal, require_roles
 from leadflow_shared.ids import utcnow
 from leadflow_shared.service import Runtime, SessionDep
+from leadflow_shared.validation import without_read_only
 
 router = APIRouter(prefix="/v1/scoring/rules", tags=["rules"])
 
@@ -60,11 +61,7 @@ class PreviewRequest(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _ignore_read_only(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {
-                k: v for k, v in value.items() if k not in ("version", "created_at", "created_by")
-            }
-        return value
+        return without_read_only(value)
 
 
 @router.post("/preview")
